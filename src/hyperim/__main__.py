@@ -1,0 +1,5 @@
+"""python -m hyperim"""
+
+from hyperim.cli import main
+
+main()

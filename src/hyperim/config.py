@@ -1,0 +1,100 @@
+"""Typed options for training (and the architecture it builds); round-trip to JSON and TOML."""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+from hyperim.errors import DataError, HyperIMError
+
+
+@dataclass
+class TrainConfig:
+    """Everything ``hyperim train`` needs besides the data; defaults are the reported setup.
+
+    Architecture fields mirror :class:`hyperim.models.ModelConfig`; the rest drive training.
+    """
+
+    # architecture (paper: 75×2D, ϕ = identity)
+    n_balls: int = 75
+    ball_dim: int = 2
+    phi: str = "identity"
+    head_activation: str = "relu"
+    aggregate: str = "sum"
+    word_init_scale: float = 1e-2
+    label_init_scale: float = 1e-2
+    # data
+    max_len: int = 256
+    min_count: int = 2
+    max_vocab: int | None = 50_000
+    skip_invalid: bool = False
+    # optimisation (paper: Adam + Riemannian Adam, lr 1e-3)
+    epochs: int = 10
+    batch_size: int = 64
+    lr: float = 1e-3
+    negatives: int = 100  # sampled negatives per document (Eq. 7); 0 = every label
+    seed: int = 0
+    dtype: str = "float32"
+    max_steps_per_epoch: int | None = None
+    # evaluation, early stopping, checkpoints
+    metric: str = "nDCG@5"
+    patience: int = 2
+    threshold: float = 0.5
+    eval_batch_size: int = 128
+    checkpoint_every: int = 100
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], source: str = "config") -> TrainConfig:
+        known = {f.name: f for f in fields(cls)}
+        unknown = sorted(set(d) - set(known))
+        if unknown:
+            raise HyperIMError(f"{source}: unknown option(s) {', '.join(unknown)}")
+        return cls(**d)
+
+    def updated(self, **overrides: Any) -> TrainConfig:
+        """A copy with the given options changed; ``None`` values are ignored (unset flags)."""
+        return replace(self, **{k: v for k, v in overrides.items() if v is not None})
+
+    def validate(self) -> TrainConfig:
+        """Raise :class:`HyperIMError` for impossible values; return ``self``."""
+        checks = [
+            (self.n_balls >= 1 and self.ball_dim >= 1, "n_balls and ball_dim must be >= 1"),
+            (self.max_len >= 2, "max_len must be >= 2"),
+            (self.epochs >= 1, "epochs must be >= 1"),
+            (self.batch_size >= 1, "batch_size must be >= 1"),
+            (self.lr > 0, "lr must be > 0"),
+            (self.negatives >= 0, "negatives must be >= 0"),
+            (self.dtype in ("float32", "float64"), "dtype must be float32 or float64"),
+            (self.aggregate in ("sum", "riemannian"), "aggregate must be sum or riemannian"),
+            (0 < self.threshold < 1, "threshold must be in (0, 1)"),
+            (self.metric in ("P@1", "P@3", "P@5", "nDCG@3", "nDCG@5", "micro_f1", "macro_f1"),
+             "metric must be one of P@1 P@3 P@5 nDCG@3 nDCG@5 micro_f1 macro_f1"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise HyperIMError(f"invalid option: {message}")
+        return self
+
+    def save_json(self, path: Path) -> None:
+        path.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+
+    @classmethod
+    def from_toml(cls, path: Path) -> TrainConfig:
+        """Read options from a TOML file (a flat table, or a ``[train]`` table)."""
+        try:
+            data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise DataError(path, None, "config file not found") from None
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+            raise DataError(path, None, f"invalid TOML: {e}") from None
+        data = data.get("train", data)
+        try:
+            return cls.from_dict(data, source=str(path))
+        except TypeError as e:
+            raise DataError(path, None, str(e)) from None

@@ -1,0 +1,5 @@
+"""Models: HyperIM (forward -> (logits, loss))."""
+
+from hyperim.models.hyperim import HyperIMModel, ModelConfig
+
+__all__ = ["HyperIMModel", "ModelConfig"]

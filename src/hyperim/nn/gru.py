@@ -1,0 +1,91 @@
+"""The hyperbolic GRU word encoder, Eq. (5).
+
+.. math::
+    r_t &= \\sigma(\\log_0(W^r \\otimes \\theta^w_{t-1} \\oplus U^r \\otimes \\theta^e_t \\oplus b^r)) \\\\
+    z_t &= \\sigma(\\log_0(W^z \\otimes \\theta^w_{t-1} \\oplus U^z \\otimes \\theta^e_t \\oplus b^z)) \\\\
+    \\tilde\\theta^w_t &= \\varphi((W^g \\operatorname{diag}(r_t)) \\otimes \\theta^w_{t-1}
+                          \\oplus U^g \\otimes \\theta^e_t \\oplus b^g) \\\\
+    \\theta^w_t &= \\theta^w_{t-1} \\oplus \\operatorname{diag}(z_t) \\otimes
+                  (-\\theta^w_{t-1} \\oplus \\tilde\\theta^w_t)
+
+with :math:`\\theta^w_0 = 0`, Euclidean ``W``, ``U`` (the candidate state has its own
+:math:`U^g`), hyperbolic biases ``b`` and :math:`\\otimes` the Möbius matrix–vector product,
+which over a product of balls is :math:`\\exp_0(M \\log_0 x)` with per-ball maps
+(:func:`hyperim.geometry.product_matvec`). :math:`\\oplus` associates to the left.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import geoopt
+import torch
+from torch import nn
+
+from hyperim.geometry import PoincareBall, expmap0, logmap0, mobius_add
+
+#: Pointwise non-linearities available as ϕ (applied as its Möbius version exp0∘ϕ∘log0).
+PHI: dict[str, Callable[[torch.Tensor], torch.Tensor] | None] = {
+    "identity": None,
+    "tanh": torch.tanh,
+    "sigmoid": torch.sigmoid,
+    "relu": torch.relu,
+}
+
+
+class HyperbolicGRU(nn.Module):
+    """Eq. (5) over a product of ``n_balls`` balls of dimension ``ball_dim``.
+
+    ``forward(e, mask)`` maps embedded words ``(B, T, n, d)`` to encoded words
+    ``(B, T, n, d)``. Documents are right-padded, so the states at real positions never see a
+    padding position; ``mask`` is accepted for symmetry and zeroes nothing here.
+    """
+
+    def __init__(self, n_balls: int, ball_dim: int, phi: str = "identity") -> None:
+        super().__init__()
+        if phi not in PHI:
+            raise ValueError(f"unknown phi {phi!r}; choose from {sorted(PHI)}")
+        self.n_balls, self.ball_dim, self.phi = n_balls, ball_dim, phi
+        k = n_balls * ball_dim
+        self.w_rz = nn.Parameter(torch.empty(2 * k, k))  # [W^r; W^z]
+        self.w_g = nn.Parameter(torch.empty(k, k))  # W^g
+        self.u = nn.Parameter(torch.empty(3 * k, k))  # [U^r; U^z; U^g]
+        self.bias = geoopt.ManifoldParameter(torch.zeros(3, n_balls, ball_dim), manifold=PoincareBall())
+        self.reset_parameters()
+
+    @torch.no_grad()
+    def reset_parameters(self) -> None:
+        """PyTorch's GRU initialisation: uniform in ±1/√k; biases at the origin."""
+        bound = 1 / math.sqrt(self.n_balls * self.ball_dim)
+        for w in (self.w_rz, self.w_g, self.u):
+            w.uniform_(-bound, bound)
+        self.bias.zero_()
+
+    def forward(self, e: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        b, t, n, d = e.shape
+        k = n * d
+        phi = PHI[self.phi]
+        b_r, b_z, b_g = self.bias.unbind(0)  # (n, d) each
+        # U ⊗ θ^e_t for all t and all three gates at once: exp0(U log0 θ^e)
+        ue = expmap0((logmap0(e).reshape(b, t, k) @ self.u.T).view(b, t, 3 * n, d))  # (B, T, 3n, d)
+        u_r, u_z, u_g = ue.split(n, dim=2)  # (B, T, n, d) each
+        h = e.new_zeros(b, n, d)  # θ^w_0 = 0
+        out = []
+        for i in range(t):
+            lh = logmap0(h).reshape(b, k)  # (B, k)
+            w_rz = expmap0((lh @ self.w_rz.T).view(b, 2 * n, d))  # W^{r,z} ⊗ θ^w_{t-1}
+            w_r, w_z = w_rz.split(n, dim=1)
+            r = torch.sigmoid(logmap0(mobius_add(mobius_add(w_r, u_r[:, i]), b_r)))  # (B, n, d)
+            z = torch.sigmoid(logmap0(mobius_add(mobius_add(w_z, u_z[:, i]), b_z)))
+            w_g = expmap0(((r.reshape(b, k) * lh) @ self.w_g.T).view(b, n, d))  # (W^g diag r) ⊗ h
+            cand = mobius_add(mobius_add(w_g, u_g[:, i]), b_g)
+            if phi is not None:
+                cand = expmap0(phi(logmap0(cand)))
+            step = expmap0(z * logmap0(mobius_add(-h, cand)))  # diag(z) ⊗ (-h ⊕ h̃)
+            h = mobius_add(h, step)
+            out.append(h)
+        return torch.stack(out, dim=1)  # (B, T, n, d)
+
+    def extra_repr(self) -> str:  # noqa: D102
+        return f"{self.n_balls}x{self.ball_dim}D, phi={self.phi}"

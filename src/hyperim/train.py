@@ -1,0 +1,231 @@
+"""The one Trainer: Riemannian Adam for hyperbolic parameters, Adam for Euclidean ones, early
+stopping on a validation metric, atomic checkpoints, ``--resume`` (also after ``kill -9``),
+a progress bar and a JSON Lines log.
+
+A run folder holds::
+
+    run.json         options and the dataset path (what --resume reads)
+    vocab.json, labels.json
+    checkpoint.pt    latest state: model, optimisers, RNG, epoch/step, history (atomic)
+    log.jsonl        one line per epoch: loss, validation metrics, time
+    model/           the best model so far, in save_pretrained format
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import geoopt
+import numpy as np
+import torch
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from hyperim.api import DTYPES, HyperIM
+from hyperim.config import TrainConfig
+from hyperim.data import Dataset, LabelIndex, Vocabulary, bundled_dataset_path, load_dataset
+from hyperim.data.batching import EncodedSplit, encode_documents, epoch_batches, label_targets, pad_tokens
+from hyperim.errors import HyperIMError
+from hyperim.metrics import evaluate_scores
+from hyperim.models import HyperIMModel, ModelConfig
+
+console = Console(stderr=True)
+
+
+def atomic_write_bytes(path: Path, write) -> None:  # noqa: ANN001 - callable(file object)
+    """Write a file via a temporary sibling, fsync and rename: never a half-written file."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, lambda f: f.write(text.encode()))
+
+
+@dataclass
+class Prepared:
+    """Everything training needs, derived from the dataset and the options."""
+
+    dataset: Dataset
+    vocab: Vocabulary
+    labels: LabelIndex
+    train: EncodedSplit
+    valid: EncodedSplit
+
+
+def prepare(data_dir: Path, cfg: TrainConfig, run_dir: Path | None = None) -> Prepared:
+    """Load the dataset; build (or, on resume, reload) the vocabulary and label index."""
+    ds = load_dataset(data_dir, skip_invalid=cfg.skip_invalid)
+    for w in ds.report.warnings():
+        console.print(f"[yellow]warning:[/] {w}")
+    if run_dir is not None and (run_dir / "vocab.json").exists():
+        vocab = Vocabulary.load(run_dir / "vocab.json")
+        labels = LabelIndex.load(run_dir / "labels.json")
+    else:
+        vocab = Vocabulary.build((d.tokens for d in ds.train), cfg.min_count, cfg.max_vocab)
+        labels = LabelIndex(ds.labels)
+    return Prepared(ds, vocab, labels,
+                    encode_documents(ds.train, vocab, labels, cfg.max_len),
+                    encode_documents(ds.valid, vocab, labels, cfg.max_len))
+
+
+def build_model(cfg: TrainConfig, vocab_size: int, n_labels: int) -> HyperIMModel:
+    mcfg = ModelConfig(
+        vocab_size=vocab_size, n_labels=n_labels, max_len=cfg.max_len, n_balls=cfg.n_balls,
+        ball_dim=cfg.ball_dim, phi=cfg.phi, head_activation=cfg.head_activation,
+        aggregate=cfg.aggregate, word_init_scale=cfg.word_init_scale,
+        label_init_scale=cfg.label_init_scale,
+    )
+    return HyperIMModel(mcfg).to(DTYPES[cfg.dtype])
+
+
+def make_optimizers(model: torch.nn.Module, lr: float) -> list[torch.optim.Optimizer]:
+    """Riemannian Adam for ``ManifoldParameter``s (Θ^E, Θ^L, GRU biases), Adam for the rest."""
+    hyper = [p for p in model.parameters() if isinstance(p, geoopt.ManifoldParameter)]
+    eucl = [p for p in model.parameters() if not isinstance(p, geoopt.ManifoldParameter)]
+    return [geoopt.optim.RiemannianAdam(hyper, lr=lr), torch.optim.Adam(eucl, lr=lr)]
+
+
+def evaluate_split(model: HyperIMModel, vocab: Vocabulary, labels: LabelIndex, split: EncodedSplit,
+                   threshold: float, batch_size: int) -> dict[str, float]:
+    """Metrics (Eq. 8 and F1) of ``model`` on an encoded split."""
+    was_training = model.training
+    scores = HyperIM(model, vocab, labels, threshold).predict_proba_encoded(split.tokens, batch_size)
+    model.train(was_training)
+    return evaluate_scores(scores, [set(x.tolist()) for x in split.labels], threshold=threshold)
+
+
+def _progress(disable: bool) -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("loss {task.fields[loss]:.4f}"), TextColumn("{task.fields[rate]:.0f} docs/s"),
+        TimeRemainingColumn(), console=console, disable=disable, transient=True,
+    )
+
+
+def train(data_dir: Path | None, run_dir: Path, cfg: TrainConfig | None = None, *,
+          resume: bool = False, epochs: int | None = None,
+          progress: bool | None = None) -> dict[str, Any]:
+    """Train HyperIM into ``run_dir``; returns a summary (best epoch and its metric).
+
+    With ``resume``, options and data come from ``run_dir/run.json`` (``cfg`` is ignored) and
+    training continues from ``checkpoint.pt``; ``epochs`` may raise the epoch budget.
+    """
+    run_dir = Path(run_dir)
+    ckpt_path = run_dir / "checkpoint.pt"
+    if resume:
+        if not (run_dir / "run.json").exists():
+            raise HyperIMError(f"{run_dir}: nothing to resume (no run.json); start without --resume")
+        saved = json.loads((run_dir / "run.json").read_text())
+        cfg = TrainConfig.from_dict(saved["config"])
+        data_dir = Path(saved["data"])
+    else:
+        if ckpt_path.exists() or (run_dir / "run.json").exists():
+            raise HyperIMError(f"{run_dir}: already holds a run; use --resume or another --out")
+        data_dir = Path(data_dir) if data_dir else bundled_dataset_path()
+    cfg = (cfg or TrainConfig()).updated(epochs=epochs).validate()
+    torch.manual_seed(cfg.seed)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    prep = prepare(data_dir, cfg, run_dir if resume else None)
+    if not resume:
+        prep.vocab.save(run_dir / "vocab.json")
+        prep.labels.save(run_dir / "labels.json")
+        atomic_write_text(run_dir / "run.json", json.dumps(
+            {"config": cfg.to_dict(), "data": str(Path(data_dir).resolve())}, indent=2) + "\n")
+    model = build_model(cfg, len(prep.vocab), len(prep.labels))
+    optimizers = make_optimizers(model, cfg.lr)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    state = {"epoch": 0, "step": 0, "best": None, "best_epoch": None, "bad_epochs": 0,
+             "history": [], "loss_sum": 0.0, "loss_n": 0, "done": False}
+    if resume and ckpt_path.exists():
+        ck = torch.load(ckpt_path, weights_only=False)
+        model.load_state_dict(ck["model"])
+        for opt, sd in zip(optimizers, ck["optimizers"], strict=True):
+            opt.load_state_dict(sd)
+        gen.set_state(ck["generator"])
+        state = ck["state"]
+        console.print(f"resuming {run_dir} at epoch {state['epoch'] + 1}, step {state['step']}")
+
+    def checkpoint() -> None:
+        payload = {"model": model.state_dict(), "optimizers": [o.state_dict() for o in optimizers],
+                   "generator": gen.get_state(), "state": state}
+        atomic_write_bytes(ckpt_path, lambda f: torch.save(payload, f))
+
+    meta = {"data": str(Path(data_dir).resolve()), "train_config": cfg.to_dict()}
+    n_labels = len(prep.labels)
+    lengths = prep.train.lengths
+    show = sys.stderr.isatty() if progress is None else progress
+    model.train()
+    while not state["done"] and state["epoch"] < cfg.epochs:
+        epoch = state["epoch"]
+        batches = epoch_batches(lengths, cfg.batch_size, cfg.seed, epoch)
+        if cfg.max_steps_per_epoch:
+            batches = batches[: cfg.max_steps_per_epoch]
+        t0, docs = time.time(), 0
+        with _progress(not show) as bar:
+            task = bar.add_task(f"epoch {epoch + 1}/{cfg.epochs}", total=len(batches),
+                                completed=state["step"], loss=0.0, rate=0.0)
+            for step in range(state["step"], len(batches)):
+                idx = batches[step]
+                tokens, mask = pad_tokens([prep.train.tokens[i] for i in idx])
+                labels, targets, tmask = label_targets(
+                    [prep.train.labels[i] for i in idx], n_labels, cfg.negatives, gen)
+                _, loss = model(tokens, mask, labels, targets, tmask)
+                for opt in optimizers:
+                    opt.zero_grad(set_to_none=True)
+                loss.backward()
+                for opt in optimizers:
+                    opt.step()
+                if not torch.isfinite(loss):
+                    raise HyperIMError(f"training diverged at epoch {epoch + 1}, step {step + 1} "
+                                       "(non-finite loss); try a smaller --lr or dtype float64")
+                docs += len(idx)
+                state["step"] = step + 1
+                state["loss_sum"] += loss.item()
+                state["loss_n"] += 1
+                bar.update(task, advance=1, loss=state["loss_sum"] / state["loss_n"],
+                           rate=docs / max(time.time() - t0, 1e-9))
+                if cfg.checkpoint_every and state["step"] % cfg.checkpoint_every == 0:
+                    checkpoint()
+        metrics = evaluate_split(model, prep.vocab, prep.labels, prep.valid, cfg.threshold,
+                                 cfg.eval_batch_size)
+        record = {"epoch": epoch + 1, "train_loss": state["loss_sum"] / max(1, state["loss_n"]),
+                  "seconds": round(time.time() - t0, 2), "valid": metrics}
+        state["history"].append(record)
+        score = metrics[cfg.metric]
+        improved = state["best"] is None or score > state["best"]
+        if improved:
+            state.update(best=score, best_epoch=epoch + 1, bad_epochs=0)
+            HyperIM(model, prep.vocab, prep.labels, cfg.threshold,
+                    {**meta, "epoch": epoch + 1, "valid": metrics}).save_pretrained(run_dir / "model")
+        else:
+            state["bad_epochs"] += 1
+        console.print(
+            f"epoch {epoch + 1}: loss {record['train_loss']:.4f}, valid "
+            + ", ".join(f"{k} {v:.2f}" for k, v in metrics.items())
+            + f" ({record['seconds']:.0f}s){' *' if improved else ''}")
+        state.update(epoch=epoch + 1, step=0, loss_sum=0.0, loss_n=0)
+        if state["bad_epochs"] >= cfg.patience:
+            console.print(f"early stopping: no {cfg.metric} gain in {cfg.patience} epochs")
+            state["done"] = True
+        atomic_write_text(run_dir / "log.jsonl", "".join(json.dumps(r) + "\n" for r in state["history"]))
+        checkpoint()
+    summary = {"best_epoch": state["best_epoch"], cfg.metric: state["best"],
+               "epochs_run": state["epoch"], "model": str(run_dir / "model")}
+    return summary

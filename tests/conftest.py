@@ -1,0 +1,44 @@
+"""Shared fixtures: a tiny synthetic hierarchical dataset whose labels follow its words."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+
+HIERARCHY = [("animal", "animal::cat"), ("animal", "animal::dog"), ("tool", "tool::saw"),
+             ("tool", "tool::drill")]
+KEYWORDS = {"animal::cat": ["cat", "kitten", "meow"], "animal::dog": ["dog", "puppy", "bark"],
+            "tool::saw": ["saw", "blade", "cut"], "tool::drill": ["drill", "bit", "bore"]}
+FILLER = "the a of and with for this is package some data".split()
+
+
+def make_docs(n: int, seed: int) -> list[dict]:
+    rng = random.Random(seed)
+    docs = []
+    for i in range(n):
+        leaves = rng.sample(sorted(KEYWORDS), rng.choice([1, 1, 2]))
+        words = [rng.choice(FILLER) for _ in range(rng.randint(4, 12))]
+        for leaf in leaves:
+            words += rng.sample(KEYWORDS[leaf], 2)
+        rng.shuffle(words)
+        labels = sorted(set(leaves) | {leaf.split("::")[0] for leaf in leaves})
+        docs.append({"id": f"d{i}", "text": " ".join(words), "labels": labels})
+    return docs
+
+
+def write_dataset(root: Path, n_train: int = 160, n_eval: int = 40) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    for name, n, seed in (("train", n_train, 0), ("valid", n_eval, 1), ("test", n_eval, 2)):
+        with open(root / f"{name}.jsonl", "w") as f:
+            for d in make_docs(n, seed):
+                f.write(json.dumps(d) + "\n")
+    (root / "hierarchy.tsv").write_text("".join(f"{p}\t{c}\n" for p, c in HIERARCHY))
+    return root
+
+
+@pytest.fixture(scope="session")
+def tiny_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_dataset(tmp_path_factory.mktemp("tiny"))

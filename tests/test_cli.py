@@ -1,0 +1,99 @@
+"""The command line: bad input is one line on stderr with exit status 2; verbs work end to end."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import write_dataset
+
+
+def run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "hyperim", *args], capture_output=True, text=True,
+                          timeout=300)
+
+
+def one_line_error(p: subprocess.CompletedProcess, *needles: str) -> None:
+    assert p.returncode == 2, p.stderr
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1, p.stderr
+    assert "Traceback" not in p.stderr
+    for n in needles:
+        assert n in lines[0], lines[0]
+
+
+@pytest.fixture
+def data(tmp_path: Path) -> Path:
+    return write_dataset(tmp_path / "ds", n_train=20, n_eval=5)
+
+
+@pytest.mark.parametrize(
+    ("line", "problem"),
+    [
+        ("{not json", "JSON"),
+        ('{"text": "x"}', "label"),
+        ('{"text": "x", "labels": "animal"}', "label"),
+        ('{"token": "x y", "label": ["a"]}', "token"),
+    ],
+)
+def test_bad_line_is_one_line_error(data: Path, tmp_path: Path, line: str, problem: str) -> None:
+    with open(data / "train.jsonl", "a") as f:
+        f.write(line + "\n")
+    p = run("train", "--data", str(data), "--out", str(tmp_path / "r"), "--epochs", "1")
+    one_line_error(p, "train.jsonl:21", problem)
+
+
+def test_non_utf8_and_skip_invalid(data: Path, tmp_path: Path) -> None:
+    with open(data / "train.jsonl", "ab") as f:
+        f.write(b'{"text": "caf\xe9", "labels": ["tool"]}\n')
+    one_line_error(run("train", "--data", str(data), "--out", str(tmp_path / "r")), "train.jsonl:21")
+    p = run("train", "--data", str(data), "--out", str(tmp_path / "r2"), "--epochs", "1",
+            "--skip-invalid", "--n-balls", "2", "--max-len", "16")
+    assert p.returncode == 0, p.stderr
+    assert "1 invalid lines skipped" in p.stderr
+
+
+def test_cycle_and_missing_split(data: Path, tmp_path: Path) -> None:
+    with open(data / "hierarchy.tsv", "a") as f:
+        f.write("animal::cat\tanimal\n")
+    one_line_error(run("train", "--data", str(data), "--out", str(tmp_path / "r")),
+                   "hierarchy.tsv:5", "cycle")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    one_line_error(run("train", "--data", str(empty), "--out", str(tmp_path / "r")), "train")
+
+
+def test_train_evaluate_predict(data: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    p = run("train", "--data", str(data), "--out", str(out), "--epochs", "1", "--n-balls", "2",
+            "--max-len", "16")
+    assert p.returncode == 0, p.stderr
+    p = run("evaluate", "--model", str(out), "--json")
+    assert p.returncode == 0, p.stderr
+    metrics = json.loads(p.stdout)
+    assert set(metrics) == {"P@1", "P@3", "P@5", "nDCG@3", "nDCG@5", "micro_f1", "macro_f1"}
+    assert all(0 <= v <= 100 for v in metrics.values())
+    p = run("predict", "--model", str(out), "a puppy and a drill", "-k", "2")
+    assert p.returncode == 0 and len(p.stdout.strip().splitlines()) == 3, p.stderr
+    inp = tmp_path / "in.txt"
+    inp.write_text("kitten meow\nsaw blade\n")
+    p = run("predict", "--model", str(out), "--input", str(inp), "--json")
+    assert p.returncode == 0 and len(p.stdout.strip().splitlines()) == 2, p.stderr
+    one_line_error(run("predict", "--model", str(tmp_path / "nope"), "x"), "nope")
+    one_line_error(run("train", "--data", str(data), "--out", str(out)), "already holds a run")
+
+
+def test_rcv1_format_loads(tmp_path: Path) -> None:
+    src = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "rcv1-sample"
+    if not src.exists():
+        pytest.skip("shared rcv1 sample not present")
+    d = tmp_path / "rcv1"
+    shutil.copytree(src, d)
+    p = run("train", "--data", str(d), "--out", str(tmp_path / "r"), "--epochs", "1",
+            "--n-balls", "2", "--max-len", "32", "--negatives", "5")
+    assert p.returncode == 0, p.stderr

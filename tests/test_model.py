@@ -1,0 +1,113 @@
+"""HyperIM model: shapes, padding, partial interaction, Eq. (5) details, chunked inference."""
+
+from __future__ import annotations
+
+import geoopt
+import torch
+
+from hyperim.data.batching import label_targets
+from hyperim.geometry import expmap0, logmap0, mobius_add, product_matvec
+from hyperim.models import HyperIMModel, ModelConfig
+from hyperim.nn import HyperbolicGRU, Interaction
+
+
+def small_model(**kw) -> HyperIMModel:  # noqa: ANN003
+    torch.manual_seed(0)
+    cfg = ModelConfig(vocab_size=30, n_labels=9, max_len=12, n_balls=3, ball_dim=2, **kw)
+    return HyperIMModel(cfg).double()
+
+
+def test_embeddings_start_inside_the_ball() -> None:
+    m = small_model()
+    for emb in (m.words, m.labels):
+        assert isinstance(emb.weight, geoopt.ManifoldParameter)
+        assert torch.isfinite(emb.weight).all()
+        assert (emb.weight.norm(dim=-1) < 1).all()
+
+
+def test_forward_shapes_and_loss() -> None:
+    m = small_model()
+    tokens = torch.randint(2, 30, (4, 7))
+    mask = torch.ones(4, 7, dtype=torch.bool)
+    targets = (torch.rand(4, 9) < 0.3).double()
+    logits, loss = m(tokens, mask, targets=targets)
+    assert logits.shape == (4, 9) and loss is not None and loss.ndim == 0
+    loss.backward()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in m.parameters())
+
+
+def test_padding_contributes_nothing() -> None:
+    m = small_model()
+    tokens = torch.tensor([[5, 6, 7]])
+    padded = torch.tensor([[5, 6, 7, 0, 0, 0]])
+    a, _ = m(tokens, tokens != 0)
+    b, _ = m(padded, padded != 0)
+    torch.testing.assert_close(a, b)
+    # and a different token under the mask changes nothing either
+    other = torch.tensor([[5, 6, 7, 9, 9, 9]])
+    c, _ = m(other, padded != 0)
+    torch.testing.assert_close(a, c)
+
+
+def test_partial_interaction_matches_full_scores() -> None:
+    m = small_model()
+    tokens = torch.randint(2, 30, (2, 5))
+    mask = torch.ones(2, 5, dtype=torch.bool)
+    full, _ = m(tokens, mask)
+    labels = torch.tensor([[0, 3, 8], [2, 2, 5]])
+    part, _ = m(tokens, mask, labels=labels)
+    torch.testing.assert_close(part, full.gather(1, labels))
+
+
+def test_negative_sampling_excludes_positives() -> None:
+    g = torch.Generator().manual_seed(0)
+    pos = [torch.tensor([1, 4]).numpy(), torch.tensor([7]).numpy()]
+    labels, targets, mask = label_targets(pos, 20, 5, g)
+    assert labels.shape == (2, 7)
+    assert targets[0, :2].tolist() == [1, 1] and targets[1, :2].tolist() == [1, 0]
+    assert mask[1, 1] == 0  # padded positive slot does not count in the loss
+    for i, p in enumerate(pos):
+        negs = set(labels[i, 2:].tolist())
+        assert len(negs) == 5 and not negs & set(p.tolist())
+    none, full, _ = label_targets(pos, 20, 0, g)
+    assert none is None and full.shape == (2, 20) and full.sum() == 3
+
+
+def test_score_all_chunks_equal_full() -> None:
+    m = small_model()
+    tokens = torch.randint(2, 30, (3, 6))
+    mask = torch.ones(3, 6, dtype=torch.bool)
+    mask[1, 4:] = False
+    full, _ = m(tokens, mask)
+    torch.testing.assert_close(m.score_all(tokens, mask, label_chunk=2), full)
+
+
+def test_gru_first_step_and_candidate_weight() -> None:
+    """θ^w_0 = 0, so θ^w_1 = diag(z_1) ⊗ (U^g ⊗ θ^e_1 ⊕ b^g) exactly; U^r only acts through r_1,
+    which multiplies θ^w_0 = 0, so changing U^r changes nothing (the candidate uses U^g)."""
+    torch.manual_seed(0)
+    gru = HyperbolicGRU(2, 2).double()
+    e = torch.rand(1, 1, 2, 2, dtype=torch.float64) * 0.3
+    k = 4
+    with torch.no_grad():
+        gru.u[k : 2 * k] = 0  # U^z = 0, so z_1 = σ(log0(b^z))
+        gru.bias[1] = torch.tensor([[0.3, -0.2], [0.1, 0.5]])
+        gru.bias[2] = torch.tensor([[0.05, 0.1], [-0.2, 0.0]])
+        z = torch.sigmoid(logmap0(gru.bias[1]))
+        cand = mobius_add(product_matvec(gru.u[2 * k :], e[:, 0]), gru.bias[2])
+        expected = expmap0(z * logmap0(cand))
+        out = gru(e)
+        torch.testing.assert_close(out[:, 0], expected)
+        gru.u[:k] = torch.randn(k, k, dtype=torch.float64)  # change U^r
+        torch.testing.assert_close(gru(e)[:, 0], out[:, 0])
+
+
+def test_naive_interaction_matches_model_path() -> None:
+    torch.manual_seed(1)
+    w = torch.rand(2, 4, 3, 2, dtype=torch.float64) * 0.4
+    lab = torch.rand(5, 3, 2, dtype=torch.float64) * 0.4
+    mask = torch.tensor([[1, 1, 1, 0], [1, 1, 1, 1]], dtype=torch.float64)
+    fast = Interaction("sum")(w, lab, mask)
+    slow = Interaction("sum", naive=True)(w, lab, mask)
+    torch.testing.assert_close(fast, slow)
+    assert (fast[0, :, 3] == 0).all()  # padding position scores 0

@@ -1,0 +1,94 @@
+"""Training end to end on a tiny dataset: learning, checkpoints, resume, save/load round trip."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from hyperim.api import HyperIM
+from hyperim.config import TrainConfig
+from hyperim.errors import HyperIMError
+from hyperim.train import train
+
+TINY = dict(n_balls=4, ball_dim=2, max_len=24, min_count=1, batch_size=16, lr=1e-2,
+            negatives=3, checkpoint_every=3, patience=5, word_init_scale=0.1, label_init_scale=0.1)
+
+
+def weights(run: Path) -> dict[str, torch.Tensor]:
+    return load_file(str(run / "model" / "model.safetensors"))
+
+
+def test_learns_beyond_label_frequency(tiny_dataset: Path, tmp_path: Path) -> None:
+    summary = train(tiny_dataset, tmp_path / "run", TrainConfig(**TINY, epochs=8), progress=False)
+    log = [json.loads(x) for x in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert len(log) == summary["epochs_run"] and log[0]["epoch"] == 1
+    # frequency ranking on this data gives P@1 50 (animal and tool are equally frequent)
+    assert summary["nDCG@5"] > 90, log[-1]
+    m = HyperIM.from_pretrained(tmp_path / "run")
+    top = m.predict(["my puppy will bark at the kitten"], k=3)[0]
+    assert {p.label for p in top[:2]} <= {"animal", "animal::dog", "animal::cat"}
+    assert all(p.evidence for p in top)
+
+
+def test_save_load_round_trip_is_exact(tiny_dataset: Path, tmp_path: Path) -> None:
+    train(tiny_dataset, tmp_path / "run", TrainConfig(**TINY, epochs=1), progress=False)
+    m = HyperIM.from_pretrained(tmp_path / "run" / "model")
+    m.save_pretrained(tmp_path / "copy")
+    for name in ("config.json", "model.safetensors", "vocab.json", "labels.json"):
+        assert (tmp_path / "copy" / name).exists()
+    m2 = HyperIM.from_pretrained(tmp_path / "copy")
+    texts = ["a cat with a drill", "nothing known here", ""]
+    assert (m.predict_proba(texts) == m2.predict_proba(texts)).all()
+
+
+def test_resume_after_interruption_matches_uninterrupted(
+    tiny_dataset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cfg = TrainConfig(**{**TINY, "patience": 9}, epochs=2)
+    train(tiny_dataset, tmp_path / "straight", cfg, progress=False)
+
+    # interrupt in the middle of epoch 2 (after a mid-epoch checkpoint), like a kill -9
+    calls = {"n": 0}
+    real_step = torch.optim.Adam.step
+
+    def crashing_step(self, *a, **kw):  # noqa: ANN001, ANN002, ANN003, ANN202
+        calls["n"] += 1
+        if calls["n"] == 10 + 4:  # 10 steps per epoch; dies at step 4 of epoch 2
+            raise KeyboardInterrupt
+        return real_step(self, *a, **kw)
+
+    monkeypatch.setattr(torch.optim.Adam, "step", crashing_step)
+    with pytest.raises(KeyboardInterrupt):
+        train(tiny_dataset, tmp_path / "broken", cfg, progress=False)
+    monkeypatch.setattr(torch.optim.Adam, "step", real_step)
+    with pytest.raises(HyperIMError, match="already holds a run"):
+        train(tiny_dataset, tmp_path / "broken", cfg, progress=False)
+    train(None, tmp_path / "broken", resume=True, progress=False)
+    a, b = weights(tmp_path / "straight"), weights(tmp_path / "broken")
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=1e-4, atol=1e-6)  # same up to float order
+    log_a = (tmp_path / "straight" / "log.jsonl").read_text().splitlines()
+    log_b = (tmp_path / "broken" / "log.jsonl").read_text().splitlines()
+    assert len(log_a) == len(log_b) == 2
+
+
+def test_resume_needs_a_run(tmp_path: Path) -> None:
+    with pytest.raises(HyperIMError, match="nothing to resume"):
+        train(None, tmp_path / "none", resume=True)
+
+
+def test_config_toml_round_trip(tmp_path: Path) -> None:
+    p = tmp_path / "c.toml"
+    p.write_text('[train]\nepochs = 3\nn_balls = 5\naggregate = "riemannian"\n')
+    cfg = TrainConfig.from_toml(p)
+    assert (cfg.epochs, cfg.n_balls, cfg.aggregate) == (3, 5, "riemannian")
+    assert TrainConfig.from_dict(cfg.to_dict()) == cfg
+    p.write_text("bogus = 1\n")
+    with pytest.raises(HyperIMError, match="unknown option"):
+        TrainConfig.from_toml(p)
+    with pytest.raises(HyperIMError, match="dtype"):
+        TrainConfig(dtype="float16").validate()
