@@ -35,12 +35,14 @@ def _label_matrix(label_sets: Sequence[Collection[int]], n_labels: int) -> sp.cs
     return sp.csc_matrix((ones, (codes // n_labels, codes % n_labels)), shape=shape)
 
 
-def _fit_labels(x: sp.csr_matrix, y: sp.csc_matrix, c: float) -> tuple[np.ndarray, np.ndarray]:
+def _fit_labels(
+    x: sp.csr_matrix, y: sp.csc_matrix, c: float, tol: float
+) -> tuple[np.ndarray, np.ndarray]:
     """Fit one logistic regression per column of ``y``; return (F, L) weights, (L,) biases."""
     coef = np.empty((x.shape[1], y.shape[1]), dtype=np.float32)
     bias = np.empty(y.shape[1], dtype=np.float32)
     for j in range(y.shape[1]):
-        clf = LogisticRegression(solver="liblinear", dual=True, C=c, random_state=0)
+        clf = LogisticRegression(solver="liblinear", dual=True, C=c, tol=tol, random_state=0)
         clf.fit(x, y[:, j].toarray().ravel())
         coef[:, j] = clf.coef_[0]
         bias[j] = clf.intercept_[0]
@@ -50,7 +52,9 @@ def _fit_labels(x: sp.csr_matrix, y: sp.csc_matrix, c: float) -> tuple[np.ndarra
 class TfidfBaseline:
     """TF-IDF features + one-vs-rest L2 logistic regression.
 
-    Defaults were chosen on debtags' validation split by :func:`tune_tfidf`.
+    Defaults were chosen on debtags' validation split by :func:`tune_tfidf`.  The weights
+    are a dense (F, C) float32 matrix (about 390 MB on debtags: 159k n-grams x 608 labels);
+    ``max_features`` caps it.
 
     Parameters
     ----------
@@ -64,6 +68,9 @@ class TfidfBaseline:
         Use ``1 + log(tf)`` term frequencies.
     C : float
         Inverse L2 regularisation strength of every logistic regression.
+    tol : float
+        liblinear stopping tolerance.  1e-2 fits about 1.6x faster than sklearn's 1e-4 and
+        moves debtags probabilities by < 1e-3.
     n_jobs : int or None
         Threads fitting labels in parallel (None: 1, -1: all cores).
     """
@@ -75,6 +82,7 @@ class TfidfBaseline:
         min_df: int = 2,
         sublinear_tf: bool = True,
         C: float = 4.0,
+        tol: float = 1e-2,
         n_jobs: int | None = None,
     ) -> None:
         self.max_features = max_features
@@ -82,6 +90,7 @@ class TfidfBaseline:
         self.min_df = min_df
         self.sublinear_tf = sublinear_tf
         self.C = C
+        self.tol = tol
         self.n_jobs = n_jobs
 
     def _make_vectorizer(self) -> TfidfVectorizer:
@@ -127,7 +136,7 @@ class TfidfBaseline:
         n_chunks = min(len(trainable), 4 * max(1, abs(self.n_jobs or 1)))
         chunks = [c for c in np.array_split(trainable, max(n_chunks, 1)) if len(c)]
         parts = Parallel(n_jobs=self.n_jobs, backend="threading")(
-            delayed(_fit_labels)(x, y[:, chunk], self.C) for chunk in chunks
+            delayed(_fit_labels)(x, y[:, chunk], self.C, self.tol) for chunk in chunks
         )
         self.coef_ = np.zeros((x.shape[1], n_labels), dtype=np.float32)
         self.intercept_ = np.zeros(n_labels, dtype=np.float32)

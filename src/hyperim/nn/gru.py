@@ -66,23 +66,23 @@ class HyperbolicGRU(nn.Module):
         b, t, n, d = e.shape
         k = n * d
         phi = PHI[self.phi]
-        b_r, b_z, b_g = self.bias.unbind(0)  # (n, d) each
+        b_rz, b_g = self.bias[:2].reshape(2 * n, d), self.bias[2]  # (2n, d), (n, d)
         # U ⊗ θ^e_t for all t and all three gates at once: exp0(U log0 θ^e)
         ue = expmap0((logmap0(e).reshape(b, t, k) @ self.u.T).view(b, t, 3 * n, d))  # (B, T, 3n, d)
-        u_r, u_z, u_g = ue.split(n, dim=2)  # (B, T, n, d) each
+        u_rz, u_g = ue[:, :, : 2 * n], ue[:, :, 2 * n :]  # (B, T, 2n, d), (B, T, n, d)
         h = e.new_zeros(b, n, d)  # θ^w_0 = 0
         out = []
         for i in range(t):
             lh = logmap0(h).reshape(b, k)  # (B, k)
-            w_rz = expmap0((lh @ self.w_rz.T).view(b, 2 * n, d))  # W^{r,z} ⊗ θ^w_{t-1}
-            w_r, w_z = w_rz.split(n, dim=1)
-            r = torch.sigmoid(logmap0(mobius_add(mobius_add(w_r, u_r[:, i]), b_r)))  # (B, n, d)
-            z = torch.sigmoid(logmap0(mobius_add(mobius_add(w_z, u_z[:, i]), b_z)))
+            w_rz = expmap0((lh @ self.w_rz.T).view(b, 2 * n, d))  # [W^r; W^z] ⊗ θ^w_{t-1}
+            # r_t and z_t side by side as 2n balls: σ(log0(W ⊗ h ⊕ U ⊗ e ⊕ b))
+            rz = torch.sigmoid(logmap0(mobius_add(mobius_add(w_rz, u_rz[:, i]), b_rz)))
+            r, z = rz[:, :n], rz[:, n:]  # (B, n, d) each
             w_g = expmap0(((r.reshape(b, k) * lh) @ self.w_g.T).view(b, n, d))  # (W^g diag r) ⊗ h
-            cand = mobius_add(mobius_add(w_g, u_g[:, i]), b_g)
+            cand = mobius_add(mobius_add(w_g, u_g[:, i]), b_g)  # θ̃^w_t before ϕ
             if phi is not None:
                 cand = expmap0(phi(logmap0(cand)))
-            step = expmap0(z * logmap0(mobius_add(-h, cand)))  # diag(z) ⊗ (-h ⊕ h̃)
+            step = expmap0(z * logmap0(mobius_add(-h, cand)))  # diag(z) ⊗ (-h ⊕ θ̃^w_t)
             h = mobius_add(h, step)
             out.append(h)
         return torch.stack(out, dim=1)  # (B, T, n, d)
