@@ -27,8 +27,13 @@ def one_case(shape: str, naive: bool, steps: int, dtype: str) -> dict:
 
     s = SHAPES[shape]
     torch.manual_seed(0)
-    cfg = ModelConfig(vocab_size=s["vocab"], n_labels=s["labels"], max_len=s["tokens"],
-                      n_balls=s["n_balls"], ball_dim=s["ball_dim"])
+    cfg = ModelConfig(
+        vocab_size=s["vocab"],
+        n_labels=s["labels"],
+        max_len=s["tokens"],
+        n_balls=s["n_balls"],
+        ball_dim=s["ball_dim"],
+    )
     model = HyperIMModel(cfg).to(getattr(torch, dtype))
     model.interaction.naive = naive
     opts = make_optimizers(model, 1e-3)
@@ -62,22 +67,37 @@ def main() -> None:
         return
 
     def child(shape: str, naive: bool, steps: int) -> dict:
-        cmd = [sys.executable, __file__, "--case", shape, "--steps", str(steps), "--dtype", args.dtype]
-        out = subprocess.run(cmd + (["--naive"] if naive else []), capture_output=True, text=True,
-                             check=True)
+        cmd = [
+            sys.executable,
+            __file__,
+            "--case",
+            shape,
+            "--steps",
+            str(steps),
+            "--dtype",
+            args.dtype,
+        ]
+        out = subprocess.run(
+            cmd + (["--naive"] if naive else []), capture_output=True, text=True, check=True
+        )
         return json.loads(out.stdout.strip().splitlines()[-1])
 
     for shape in SHAPES:
         fast = child(shape, False, args.steps)
         base = child(shape, True, args.baseline_steps)
-        print(json.dumps({
-            "name": f"{shape}-train-step-{args.dtype}",
-            "seconds_per_step": round(fast["seconds_per_step"], 3),
-            "baseline_seconds_per_step": round(base["seconds_per_step"], 3),
-            "speedup": round(base["seconds_per_step"] / fast["seconds_per_step"], 2),
-            "peak_mib": fast["peak_mib"],
-            "baseline_peak_mib": base["peak_mib"],
-        }), flush=True)
+        print(
+            json.dumps(
+                {
+                    "name": f"{shape}-train-step-{args.dtype}",
+                    "seconds_per_step": round(fast["seconds_per_step"], 3),
+                    "baseline_seconds_per_step": round(base["seconds_per_step"], 3),
+                    "speedup": round(base["seconds_per_step"] / fast["seconds_per_step"], 2),
+                    "peak_mib": fast["peak_mib"],
+                    "baseline_peak_mib": base["peak_mib"],
+                }
+            ),
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -42,8 +42,10 @@ def main() -> None:
         "label frequency": evaluate_scores(freq.predict_proba(len(ds.test)), truth),
         "HyperIM": evaluate_scores(hyperim_scores, truth, threshold=model.threshold),
     }
-    print(f"\ndebtags test ({len(ds.test)} documents, {len(index)} labels), "
-          f"evaluated in {time.time() - t1:.0f}s:")
+    print(
+        f"\ndebtags test ({len(ds.test)} documents, {len(index)} labels), "
+        f"evaluated in {time.time() - t1:.0f}s:"
+    )
     print(format_table(rows))
     print("\nA few test predictions (probability, label, closest words):")
     sample = ds.test[:: len(ds.test) // 4][:4]

@@ -3,16 +3,29 @@
 from __future__ import annotations
 
 import json
+import os
 import random
 from pathlib import Path
 
 import pytest
 
-HIERARCHY = [("animal", "animal::cat"), ("animal", "animal::dog"), ("tool", "tool::saw"),
-             ("tool", "tool::drill")]
-KEYWORDS = {"animal::cat": ["cat", "kitten", "meow"], "animal::dog": ["dog", "puppy", "bark"],
-            "tool::saw": ["saw", "blade", "cut"], "tool::drill": ["drill", "bit", "bore"]}
-FILLER = "the a of and with for this is package some data".split()
+# Tests run the interaction and GRU eagerly (compiling costs seconds per process and shape);
+# tests/test_compiled.py turns compilation on and checks it against the eager path.
+os.environ.setdefault("HYPERIM_COMPILE", "0")
+
+HIERARCHY = [
+    ("animal", "animal::cat"),
+    ("animal", "animal::dog"),
+    ("tool", "tool::saw"),
+    ("tool", "tool::drill"),
+]
+KEYWORDS = {
+    "animal::cat": ["cat", "kitten", "meow"],
+    "animal::dog": ["dog", "puppy", "bark"],
+    "tool::saw": ["saw", "blade", "cut"],
+    "tool::drill": ["drill", "bit", "bore"],
+}
+FILLER = ["the", "a", "of", "and", "with", "for", "this", "is", "package", "some", "data"]
 
 
 def make_docs(n: int, seed: int) -> list[dict]:

@@ -14,8 +14,9 @@ from tests.conftest import write_dataset
 
 
 def run(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "hyperim", *args], capture_output=True, text=True,
-                          timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "hyperim", *args], capture_output=True, text=True, timeout=300
+    )
 
 
 def one_line_error(p: subprocess.CompletedProcess, *needles: str) -> None:
@@ -51,9 +52,23 @@ def test_bad_line_is_one_line_error(data: Path, tmp_path: Path, line: str, probl
 def test_non_utf8_and_skip_invalid(data: Path, tmp_path: Path) -> None:
     with open(data / "train.jsonl", "ab") as f:
         f.write(b'{"text": "caf\xe9", "labels": ["tool"]}\n')
-    one_line_error(run("train", "--data", str(data), "--out", str(tmp_path / "r")), "train.jsonl:21")
-    p = run("train", "--data", str(data), "--out", str(tmp_path / "r2"), "--epochs", "1",
-            "--skip-invalid", "--n-balls", "2", "--max-len", "16")
+    one_line_error(
+        run("train", "--data", str(data), "--out", str(tmp_path / "r")), "train.jsonl:21"
+    )
+    p = run(
+        "train",
+        "--data",
+        str(data),
+        "--out",
+        str(tmp_path / "r2"),
+        "--epochs",
+        "1",
+        "--skip-invalid",
+        "--n-balls",
+        "2",
+        "--max-len",
+        "16",
+    )
     assert p.returncode == 0, p.stderr
     assert "1 invalid lines skipped" in p.stderr
 
@@ -61,8 +76,9 @@ def test_non_utf8_and_skip_invalid(data: Path, tmp_path: Path) -> None:
 def test_cycle_and_missing_split(data: Path, tmp_path: Path) -> None:
     with open(data / "hierarchy.tsv", "a") as f:
         f.write("animal::cat\tanimal\n")
-    one_line_error(run("train", "--data", str(data), "--out", str(tmp_path / "r")),
-                   "hierarchy.tsv:5", "cycle")
+    one_line_error(
+        run("train", "--data", str(data), "--out", str(tmp_path / "r")), "hierarchy.tsv:5", "cycle"
+    )
     empty = tmp_path / "empty"
     empty.mkdir()
     one_line_error(run("train", "--data", str(empty), "--out", str(tmp_path / "r")), "train")
@@ -70,8 +86,19 @@ def test_cycle_and_missing_split(data: Path, tmp_path: Path) -> None:
 
 def test_train_evaluate_predict(data: Path, tmp_path: Path) -> None:
     out = tmp_path / "run"
-    p = run("train", "--data", str(data), "--out", str(out), "--epochs", "1", "--n-balls", "2",
-            "--max-len", "16")
+    p = run(
+        "train",
+        "--data",
+        str(data),
+        "--out",
+        str(out),
+        "--epochs",
+        "1",
+        "--n-balls",
+        "2",
+        "--max-len",
+        "16",
+    )
     assert p.returncode == 0, p.stderr
     p = run("evaluate", "--model", str(out), "--json")
     assert p.returncode == 0, p.stderr
@@ -94,6 +121,19 @@ def test_rcv1_format_loads(tmp_path: Path) -> None:
         pytest.skip("shared rcv1 sample not present")
     d = tmp_path / "rcv1"
     shutil.copytree(src, d)
-    p = run("train", "--data", str(d), "--out", str(tmp_path / "r"), "--epochs", "1",
-            "--n-balls", "2", "--max-len", "32", "--negatives", "5")
+    p = run(
+        "train",
+        "--data",
+        str(d),
+        "--out",
+        str(tmp_path / "r"),
+        "--epochs",
+        "1",
+        "--n-balls",
+        "2",
+        "--max-len",
+        "32",
+        "--negatives",
+        "5",
+    )
     assert p.returncode == 0, p.stderr

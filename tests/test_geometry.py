@@ -29,7 +29,9 @@ TOL = {torch.float32: 2e-4, torch.float64: 1e-9}
 K = torch.tensor(-1.0, dtype=torch.float64)
 
 
-def points(seed: int, shape: tuple[int, ...], dtype: torch.dtype, max_norm: float = 0.9) -> torch.Tensor:
+def points(
+    seed: int, shape: tuple[int, ...], dtype: torch.dtype, max_norm: float = 0.9
+) -> torch.Tensor:
     """Random points with norms spread over [0, max_norm)."""
     g = torch.Generator().manual_seed(seed)
     v = torch.randn(*shape, generator=g, dtype=torch.float64)
@@ -111,7 +113,9 @@ def test_mobius_matvec_zero_case_has_finite_gradient() -> None:
 def test_project_divides_by_the_norm() -> None:
     x = torch.tensor([[3.0, 4.0], [0.1, 0.2], [0.0, 0.0]], dtype=torch.float64)
     p = project(x)
-    assert torch.allclose(p[0], torch.tensor([0.6, 0.8], dtype=torch.float64) * MAX_NORM)  # same direction
+    assert torch.allclose(
+        p[0], torch.tensor([0.6, 0.8], dtype=torch.float64) * MAX_NORM
+    )  # same direction
     assert torch.equal(p[1:], x[1:])  # inside points untouched
     assert project(torch.tensor([[1.2, 0.0]])).norm() <= MAX_NORM
 

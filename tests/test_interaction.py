@@ -8,7 +8,9 @@ import torch
 from hyperim.geometry import MAX_NORM, pairwise_dist, pairwise_dist_naive, project
 
 
-def ball_points(shape: tuple[int, ...], seed: int, scale: float = 0.4, dtype=torch.float64) -> torch.Tensor:  # noqa: ANN001
+def ball_points(
+    shape: tuple[int, ...], seed: int, scale: float = 0.4, dtype=torch.float64
+) -> torch.Tensor:
     g = torch.Generator().manual_seed(seed)
     return project(torch.randn(*shape, generator=g, dtype=dtype) * scale, max_norm=0.95)
 
@@ -41,7 +43,9 @@ def test_finite_near_boundary_and_at_zero(dtype: torch.dtype) -> None:
     x = ball_points((2, 4, 3, 2), 4, scale=10.0, dtype=dtype)
     x = project(x, MAX_NORM)  # on the paper's boundary radius
     x[0, 0] = 0.0  # and exactly at the origin
-    y = torch.cat([x[0, :2], project(ball_points((3, 3, 2), 5, 10.0, dtype))]).detach()  # equal points too
+    y = torch.cat(
+        [x[0, :2], project(ball_points((3, 3, 2), 5, 10.0, dtype))]
+    ).detach()  # equal points too
     x.requires_grad_()
     y.requires_grad_()
     d = pairwise_dist(x, y)

@@ -11,7 +11,7 @@ from hyperim.models import HyperIMModel, ModelConfig
 from hyperim.nn import HyperbolicGRU, Interaction
 
 
-def small_model(**kw) -> HyperIMModel:  # noqa: ANN003
+def small_model(**kw) -> HyperIMModel:
     torch.manual_seed(0)
     cfg = ModelConfig(vocab_size=30, n_labels=9, max_len=12, n_balls=3, ball_dim=2, **kw)
     return HyperIMModel(cfg).double()
@@ -111,3 +111,18 @@ def test_naive_interaction_matches_model_path() -> None:
     slow = Interaction("sum", naive=True)(w, lab, mask)
     torch.testing.assert_close(fast, slow)
     assert (fast[0, :, 3] == 0).all()  # padding position scores 0
+
+
+def test_sampling_logit_offset() -> None:
+    import math
+
+    from hyperim.train import sampling_logit_offset
+
+    assert sampling_logit_offset(0, 600, 7.0) == 0.0  # every label scored: no correction
+    assert sampling_logit_offset(600, 600, 7.0) == 0.0
+    assert math.isclose(sampling_logit_offset(100, 607, 7.0), math.log(100 / 600))
+    m = small_model(logit_offset=-1.5)
+    tokens = torch.randint(2, 30, (2, 5))
+    mask = torch.ones(2, 5, dtype=torch.bool)
+    raw, _ = m(tokens, mask)
+    torch.testing.assert_close(m.score_all(tokens, mask), raw - 1.5)  # inference only

@@ -14,8 +14,19 @@ from hyperim.config import TrainConfig
 from hyperim.errors import HyperIMError
 from hyperim.train import train
 
-TINY = dict(n_balls=4, ball_dim=2, max_len=24, min_count=1, batch_size=16, lr=1e-2,
-            negatives=3, checkpoint_every=3, patience=5, word_init_scale=0.1, label_init_scale=0.1)
+TINY = dict(
+    n_balls=4,
+    ball_dim=2,
+    max_len=24,
+    min_count=1,
+    batch_size=16,
+    lr=1e-2,
+    negatives=3,
+    checkpoint_every=3,
+    patience=5,
+    word_init_scale=0.1,
+    label_init_scale=0.1,
+)
 
 
 def weights(run: Path) -> dict[str, torch.Tensor]:
@@ -55,7 +66,7 @@ def test_resume_after_interruption_matches_uninterrupted(
     calls = {"n": 0}
     real_step = torch.optim.Adam.step
 
-    def crashing_step(self, *a, **kw):  # noqa: ANN001, ANN002, ANN003, ANN202
+    def crashing_step(self, *a, **kw):
         calls["n"] += 1
         if calls["n"] == 10 + 4:  # 10 steps per epoch; dies at step 4 of epoch 2
             raise KeyboardInterrupt

@@ -5,7 +5,7 @@ __version__ = "0.1.0"
 __all__ = ["HyperIM", "__version__"]
 
 
-def __getattr__(name: str):  # noqa: ANN202 - lazy import keeps `import hyperim` light
+def __getattr__(name: str):
     if name == "HyperIM":
         from hyperim.api import HyperIM
 

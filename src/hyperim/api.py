@@ -25,6 +25,19 @@ from hyperim.models import HyperIMModel, ModelConfig
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
+def resolve_device(name: str) -> torch.device:
+    """``"auto"`` means CUDA when available, else CPU; an unavailable device is a user error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise HyperIMError(f"unknown device {name!r}") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise HyperIMError(f"device {name!r} requested but CUDA is not available")
+    return device
+
+
 @dataclass
 class Prediction:
     """One predicted label: its name, probability, and the words that matched it best."""
@@ -37,8 +50,14 @@ class Prediction:
 class HyperIM:
     """A trained HyperIM model with its vocabulary and labels (scikit-learn–style API)."""
 
-    def __init__(self, model: HyperIMModel, vocab: Vocabulary, labels: LabelIndex,
-                 threshold: float = 0.5, meta: dict | None = None) -> None:
+    def __init__(
+        self,
+        model: HyperIMModel,
+        vocab: Vocabulary,
+        labels: LabelIndex,
+        threshold: float = 0.5,
+        meta: dict | None = None,
+    ) -> None:
         self.model = model.eval()
         self.vocab, self.labels = vocab, labels
         self.threshold = threshold
@@ -51,6 +70,15 @@ class HyperIM:
     @property
     def dtype(self) -> torch.dtype:
         return self.model.labels.weight.dtype
+
+    @property
+    def device(self) -> torch.device:
+        return self.model.labels.weight.device
+
+    def to(self, device: str | torch.device) -> HyperIM:
+        """Move the model to ``device`` (``"cpu"``, ``"cuda"``, ...); returns ``self``."""
+        self.model.to(resolve_device(str(device)))
+        return self
 
     # ---------------------------------------------------------------- save / load
     def save_pretrained(self, directory: str | Path) -> Path:
@@ -72,7 +100,7 @@ class HyperIM:
         return d
 
     @classmethod
-    def from_pretrained(cls, directory: str | Path) -> HyperIM:
+    def from_pretrained(cls, directory: str | Path, device: str = "cpu") -> HyperIM:
         """Load a folder written by :meth:`save_pretrained` (or a run folder's ``model/``)."""
         d = Path(directory)
         if (d / "model" / "config.json").exists() and not (d / "config.json").exists():
@@ -87,9 +115,15 @@ class HyperIM:
             raise DataError(d / "config.json", None, f"invalid model config: {e}") from None
         model = HyperIMModel(mcfg).to(DTYPES[config.get("dtype", "float32")])
         model.load_state_dict(load_file(str(d / "model.safetensors")))
+        model.to(resolve_device(device))
         meta = {k: v for k, v in config.items() if k not in ("model", "dtype", "threshold")}
-        return cls(model, Vocabulary.load(d / "vocab.json"), LabelIndex.load(d / "labels.json"),
-                   config.get("threshold", 0.5), meta)
+        return cls(
+            model,
+            Vocabulary.load(d / "vocab.json"),
+            LabelIndex.load(d / "labels.json"),
+            config.get("threshold", 0.5),
+            meta,
+        )
 
     # ---------------------------------------------------------------- inference
     def _encode(self, texts: Sequence[str | list[str]]) -> list[np.ndarray]:
@@ -99,13 +133,15 @@ class HyperIM:
             out.append(np.asarray(self.vocab.encode(tokens, self.max_len), dtype=np.int64))
         return out
 
-    def _batches(self, seqs: list[np.ndarray], batch_size: int) -> Iterator[tuple[np.ndarray, torch.Tensor, torch.Tensor]]:
+    def _batches(
+        self, seqs: list[np.ndarray], batch_size: int
+    ) -> Iterator[tuple[np.ndarray, torch.Tensor, torch.Tensor]]:
         """Length-sorted batches (less padding); yields (positions, tokens, mask)."""
         order = np.argsort([len(s) for s in seqs], kind="stable")
         for lo in range(0, len(order), batch_size):
             idx = order[lo : lo + batch_size]
             tokens, mask = pad_tokens([seqs[i] for i in idx])
-            yield idx, tokens, mask
+            yield idx, tokens.to(self.device), mask.to(self.device)
 
     @torch.no_grad()
     def predict_proba(self, texts: Sequence[str | list[str]], batch_size: int = 128) -> np.ndarray:
@@ -117,11 +153,13 @@ class HyperIM:
         """Probabilities ``(N, C)`` for already-encoded token id sequences."""
         out = np.zeros((len(seqs), len(self.labels)), dtype=np.float32)
         for idx, tokens, mask in self._batches(seqs, batch_size):
-            out[idx] = torch.sigmoid(self.model.score_all(tokens, mask)).float().numpy()
+            out[idx] = torch.sigmoid(self.model.score_all(tokens, mask)).float().cpu().numpy()
         return out
 
     @torch.no_grad()
-    def predict(self, texts: Sequence[str], k: int = 5, evidence: int = 3) -> list[list[Prediction]]:
+    def predict(
+        self, texts: Sequence[str], k: int = 5, evidence: int = 3
+    ) -> list[list[Prediction]]:
         """The ``k`` most probable labels per text, each with the ``evidence`` words whose
         encoded position lies closest to the label in the ball (the highest interaction
         scores, which are what Eq. 6 reads)."""
@@ -145,18 +183,25 @@ class HyperIM:
                     for pos in best:
                         if words[pos] not in ev and words[pos] != "<unk>":
                             ev.append(words[pos])
-                    results[doc].append(Prediction(self.labels.labels[int(top[row, j])],
-                                                   float(probs[row, j]), ev[:evidence]))
+                    results[doc].append(
+                        Prediction(
+                            self.labels.labels[int(top[row, j])],
+                            float(probs[row, j]),
+                            ev[:evidence],
+                        )
+                    )
         return results
 
-    def predict_labels(self, texts: Sequence[str], threshold: float | None = None) -> list[list[str]]:
+    def predict_labels(
+        self, texts: Sequence[str], threshold: float | None = None
+    ) -> list[list[str]]:
         """Labels whose probability reaches ``threshold`` (default: the model's)."""
         thr = self.threshold if threshold is None else threshold
         probs = self.predict_proba(texts)
         return [[self.labels.labels[j] for j in np.flatnonzero(row >= thr)] for row in probs]
 
     @classmethod
-    def fit(cls, data: str | Path | None, out: str | Path, config=None, **options) -> HyperIM:  # noqa: ANN001
+    def fit(cls, data: str | Path | None, out: str | Path, config=None, **options) -> HyperIM:
         """Train on a dataset directory (default: the bundled debtags) into run folder ``out``."""
         from hyperim.config import TrainConfig
         from hyperim.train import train

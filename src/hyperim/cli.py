@@ -11,12 +11,18 @@ import typer
 
 from hyperim.errors import HyperIMError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
-                  help="Hyperbolic Interaction Model for hierarchical multi-label text classification.")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Hyperbolic Interaction Model for hierarchical multi-label text classification.",
+)
 baseline_app = typer.Typer(no_args_is_help=True, help="Baselines evaluated by the same code.")
 app.add_typer(baseline_app, name="baseline")
 
-DataOpt = Annotated[Optional[Path], typer.Option("--data", help="Dataset folder (default: bundled debtags).")]
+DeviceOpt = Annotated[str, typer.Option(help="auto | cpu | cuda | cuda:N")]
+DataOpt = Annotated[
+    Optional[Path], typer.Option("--data", help="Dataset folder (default: bundled debtags).")
+]
 
 
 def _echo_metrics(name: str, metrics: dict[str, float], as_json: bool) -> None:
@@ -32,21 +38,30 @@ def _echo_metrics(name: str, metrics: dict[str, float], as_json: bool) -> None:
 def train(
     out: Annotated[Path, typer.Option("--out", help="Run folder to create (or resume).")],
     data: DataOpt = None,
-    config: Annotated[Optional[Path], typer.Option(help="TOML file of options; flags override it.")] = None,
+    config: Annotated[
+        Optional[Path], typer.Option(help="TOML file of options; flags override it.")
+    ] = None,
     epochs: Annotated[Optional[int], typer.Option()] = None,
     seed: Annotated[Optional[int], typer.Option()] = None,
-    resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted run in --out.")] = False,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Continue an interrupted run in --out.")
+    ] = False,
     batch_size: Annotated[Optional[int], typer.Option()] = None,
     lr: Annotated[Optional[float], typer.Option()] = None,
-    negatives: Annotated[Optional[int], typer.Option(help="Sampled negatives per document (Eq. 7); 0 = all labels.")] = None,
+    negatives: Annotated[
+        Optional[int], typer.Option(help="Sampled negatives per document (Eq. 7); 0 = all labels.")
+    ] = None,
     max_len: Annotated[Optional[int], typer.Option()] = None,
     n_balls: Annotated[Optional[int], typer.Option()] = None,
     ball_dim: Annotated[Optional[int], typer.Option()] = None,
     aggregate: Annotated[Optional[str], typer.Option(help="sum | riemannian")] = None,
     dtype: Annotated[Optional[str], typer.Option(help="float32 | float64")] = None,
+    device: Annotated[Optional[str], typer.Option(help="auto | cpu | cuda | cuda:N")] = None,
     patience: Annotated[Optional[int], typer.Option()] = None,
     max_steps_per_epoch: Annotated[Optional[int], typer.Option()] = None,
-    skip_invalid: Annotated[bool, typer.Option("--skip-invalid", help="Skip (and count) invalid lines.")] = False,
+    skip_invalid: Annotated[
+        bool, typer.Option("--skip-invalid", help="Skip (and count) invalid lines.")
+    ] = False,
 ) -> None:
     """Train HyperIM; the best model (by validation nDCG@5) lands in OUT/model."""
     from hyperim.config import TrainConfig
@@ -56,10 +71,21 @@ def train(
         summary = run_train(None, out, resume=True, epochs=epochs)
     else:
         cfg = TrainConfig.from_toml(config) if config else TrainConfig()
-        cfg = cfg.updated(seed=seed, batch_size=batch_size, lr=lr, negatives=negatives,
-                          max_len=max_len, n_balls=n_balls, ball_dim=ball_dim, aggregate=aggregate,
-                          dtype=dtype, patience=patience, max_steps_per_epoch=max_steps_per_epoch,
-                          skip_invalid=skip_invalid or None)
+        cfg = cfg.updated(
+            seed=seed,
+            batch_size=batch_size,
+            lr=lr,
+            negatives=negatives,
+            max_len=max_len,
+            n_balls=n_balls,
+            ball_dim=ball_dim,
+            aggregate=aggregate,
+            dtype=dtype,
+            device=device,
+            patience=patience,
+            max_steps_per_epoch=max_steps_per_epoch,
+            skip_invalid=skip_invalid or None,
+        )
         summary = run_train(data, out, cfg, epochs=epochs)
     typer.echo(json.dumps(summary))
 
@@ -67,10 +93,17 @@ def train(
 @app.command()
 def evaluate(
     model: Annotated[Path, typer.Option("--model", help="Run folder or saved model folder.")],
-    data: Annotated[Optional[Path], typer.Option(help="Dataset folder (default: the one it was trained on).")] = None,
+    data: Annotated[
+        Optional[Path], typer.Option(help="Dataset folder (default: the one it was trained on).")
+    ] = None,
     split: Annotated[str, typer.Option(help="train | valid | test")] = "test",
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object of metrics.")] = False,
-    threshold: Annotated[Optional[float], typer.Option(help="F1 threshold (default: the model's).")] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print one JSON object of metrics.")
+    ] = False,
+    threshold: Annotated[
+        Optional[float], typer.Option(help="F1 threshold (default: the model's).")
+    ] = None,
+    device: DeviceOpt = "auto",
 ) -> None:
     """Evaluate a trained model: P@1/3/5, nDCG@3/5 (Eq. 8), micro/macro-F1."""
     from hyperim.api import HyperIM
@@ -79,7 +112,7 @@ def evaluate(
 
     if split not in ("train", "valid", "test"):
         raise HyperIMError(f"--split must be train, valid or test, not {split!r}")
-    m = HyperIM.from_pretrained(model)
+    m = HyperIM.from_pretrained(model, device=device)
     data_dir = data or Path(m.meta.get("data") or bundled_dataset_path())
     ds = load_dataset(data_dir)
     docs = getattr(ds, split)
@@ -93,21 +126,33 @@ def evaluate(
 def predict(
     model: Annotated[Path, typer.Option("--model", help="Run folder or saved model folder.")],
     text: Annotated[Optional[str], typer.Argument(help="A document to classify.")] = None,
-    input_file: Annotated[Optional[Path], typer.Option("--input", help="JSONL ({\"text\"} or {\"token\"}) or plain text, one document per line.")] = None,
+    input_file: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--input", help='JSONL ({"text"} or {"token"}) or plain text, one document per line.'
+        ),
+    ] = None,
     k: Annotated[int, typer.Option("-k", help="Labels per document.")] = 5,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per document.")] = False,
+    device: DeviceOpt = "auto",
 ) -> None:
     """Predict the top-k labels of TEXT or of every document in --input, with evidence words."""
     from hyperim.api import HyperIM
 
     if (text is None) == (input_file is None):
         raise HyperIMError("give either TEXT or --input FILE")
-    m = HyperIM.from_pretrained(model)
+    m = HyperIM.from_pretrained(model, device=device)
     texts = [text] if text is not None else _read_inputs(input_file)
     for t, preds in zip(texts, m.predict(texts, k=k), strict=True):
         if as_json:
-            typer.echo(json.dumps({"labels": [[p.label, round(p.probability, 4)] for p in preds],
-                                   "evidence": {p.label: p.evidence for p in preds}}))
+            typer.echo(
+                json.dumps(
+                    {
+                        "labels": [[p.label, round(p.probability, 4)] for p in preds],
+                        "evidence": {p.label: p.evidence for p in preds},
+                    }
+                )
+            )
         else:
             head = (t if isinstance(t, str) else " ".join(t)).replace("\n", " ")[:70]
             typer.echo(f"{head}")
@@ -133,7 +178,9 @@ def _read_inputs(path: Path) -> list:
 @baseline_app.command("tfidf")
 def baseline_tfidf(
     data: DataOpt = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object of metrics.")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print one JSON object of metrics.")
+    ] = False,
     split: Annotated[str, typer.Option(help="valid | test")] = "test",
 ) -> None:
     """TF-IDF + one-vs-rest logistic regression, evaluated like HyperIM."""
@@ -143,17 +190,24 @@ def baseline_tfidf(
 
     ds = load_dataset(data or bundled_dataset_path())
     index = LabelIndex(ds.labels)
-    model = TfidfBaseline().fit([" ".join(d.tokens) for d in ds.train],
-                                [index.encode(d.labels) for d in ds.train], len(index))
+    model = TfidfBaseline().fit(
+        [" ".join(d.tokens) for d in ds.train],
+        [index.encode(d.labels) for d in ds.train],
+        len(index),
+    )
     docs = getattr(ds, split)
     scores = model.predict_proba([" ".join(d.tokens) for d in docs])
-    _echo_metrics("TF-IDF+LR", evaluate_scores(scores, [set(index.encode(d.labels)) for d in docs]), as_json)
+    _echo_metrics(
+        "TF-IDF+LR", evaluate_scores(scores, [set(index.encode(d.labels)) for d in docs]), as_json
+    )
 
 
 @baseline_app.command("frequency")
 def baseline_frequency(
     data: DataOpt = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object of metrics.")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print one JSON object of metrics.")
+    ] = False,
 ) -> None:
     """Rank labels by training frequency alone (the sanity anchor a model must beat)."""
     from hyperim.baselines.frequency import FrequencyBaseline
@@ -164,7 +218,11 @@ def baseline_frequency(
     index = LabelIndex(ds.labels)
     model = FrequencyBaseline().fit([index.encode(d.labels) for d in ds.train], len(index))
     scores = model.predict_proba(len(ds.test))
-    _echo_metrics("frequency", evaluate_scores(scores, [set(index.encode(d.labels)) for d in ds.test]), as_json)
+    _echo_metrics(
+        "frequency",
+        evaluate_scores(scores, [set(index.encode(d.labels)) for d in ds.test]),
+        as_json,
+    )
 
 
 def main() -> None:

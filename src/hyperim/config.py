@@ -38,6 +38,7 @@ class TrainConfig:
     negatives: int = 100  # sampled negatives per document (Eq. 7); 0 = every label
     seed: int = 0
     dtype: str = "float32"
+    device: str = "auto"  # "auto" (CUDA when available), "cpu", "cuda", "cuda:1", ...
     max_steps_per_epoch: int | None = None
     # evaluation, early stopping, checkpoints
     metric: str = "nDCG@5"
@@ -73,8 +74,10 @@ class TrainConfig:
             (self.dtype in ("float32", "float64"), "dtype must be float32 or float64"),
             (self.aggregate in ("sum", "riemannian"), "aggregate must be sum or riemannian"),
             (0 < self.threshold < 1, "threshold must be in (0, 1)"),
-            (self.metric in ("P@1", "P@3", "P@5", "nDCG@3", "nDCG@5", "micro_f1", "macro_f1"),
-             "metric must be one of P@1 P@3 P@5 nDCG@3 nDCG@5 micro_f1 macro_f1"),
+            (
+                self.metric in ("P@1", "P@3", "P@5", "nDCG@3", "nDCG@5", "micro_f1", "macro_f1"),
+                "metric must be one of P@1 P@3 P@5 nDCG@3 nDCG@5 micro_f1 macro_f1",
+            ),
         ]
         for ok, message in checks:
             if not ok:

@@ -14,6 +14,7 @@ A run folder holds::
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 import tempfile
@@ -28,10 +29,16 @@ import torch
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from hyperim.api import DTYPES, HyperIM
+from hyperim.api import DTYPES, HyperIM, resolve_device
 from hyperim.config import TrainConfig
 from hyperim.data import Dataset, LabelIndex, Vocabulary, bundled_dataset_path, load_dataset
-from hyperim.data.batching import EncodedSplit, encode_documents, epoch_batches, label_targets, pad_tokens
+from hyperim.data.batching import (
+    EncodedSplit,
+    encode_documents,
+    epoch_batches,
+    label_targets,
+    pad_tokens,
+)
 from hyperim.errors import HyperIMError
 from hyperim.metrics import evaluate_scores
 from hyperim.models import HyperIMModel, ModelConfig
@@ -39,7 +46,7 @@ from hyperim.models import HyperIMModel, ModelConfig
 console = Console(stderr=True)
 
 
-def atomic_write_bytes(path: Path, write) -> None:  # noqa: ANN001 - callable(file object)
+def atomic_write_bytes(path: Path, write) -> None:
     """Write a file via a temporary sibling, fsync and rename: never a half-written file."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
@@ -80,17 +87,43 @@ def prepare(data_dir: Path, cfg: TrainConfig, run_dir: Path | None = None) -> Pr
     else:
         vocab = Vocabulary.build((d.tokens for d in ds.train), cfg.min_count, cfg.max_vocab)
         labels = LabelIndex(ds.labels)
-    return Prepared(ds, vocab, labels,
-                    encode_documents(ds.train, vocab, labels, cfg.max_len),
-                    encode_documents(ds.valid, vocab, labels, cfg.max_len))
+    return Prepared(
+        ds,
+        vocab,
+        labels,
+        encode_documents(ds.train, vocab, labels, cfg.max_len),
+        encode_documents(ds.valid, vocab, labels, cfg.max_len),
+    )
 
 
-def build_model(cfg: TrainConfig, vocab_size: int, n_labels: int) -> HyperIMModel:
+def sampling_logit_offset(negatives: int, n_labels: int, mean_positives: float) -> float:
+    """Logit correction for training on sampled negatives (Eq. 7's ``L-``).
+
+    A document's non-label enters the loss with probability ``r = N / (C - |L+|)`` while its
+    labels always do, so the minimiser of the sampled loss has logit ``log(p / (r (1 - p)))``:
+    the true logit minus ``log r``. Adding ``log r`` at inference restores calibrated
+    probabilities (what the 0.5 threshold of micro/macro-F1 assumes); rankings are unchanged.
+    """
+    if negatives <= 0 or negatives + mean_positives >= n_labels:
+        return 0.0
+    return math.log(negatives / (n_labels - mean_positives))
+
+
+def build_model(
+    cfg: TrainConfig, vocab_size: int, n_labels: int, logit_offset: float = 0.0
+) -> HyperIMModel:
     mcfg = ModelConfig(
-        vocab_size=vocab_size, n_labels=n_labels, max_len=cfg.max_len, n_balls=cfg.n_balls,
-        ball_dim=cfg.ball_dim, phi=cfg.phi, head_activation=cfg.head_activation,
-        aggregate=cfg.aggregate, word_init_scale=cfg.word_init_scale,
+        vocab_size=vocab_size,
+        n_labels=n_labels,
+        max_len=cfg.max_len,
+        n_balls=cfg.n_balls,
+        ball_dim=cfg.ball_dim,
+        phi=cfg.phi,
+        head_activation=cfg.head_activation,
+        aggregate=cfg.aggregate,
+        word_init_scale=cfg.word_init_scale,
         label_init_scale=cfg.label_init_scale,
+        logit_offset=logit_offset,
     )
     return HyperIMModel(mcfg).to(DTYPES[cfg.dtype])
 
@@ -102,26 +135,46 @@ def make_optimizers(model: torch.nn.Module, lr: float) -> list[torch.optim.Optim
     return [geoopt.optim.RiemannianAdam(hyper, lr=lr), torch.optim.Adam(eucl, lr=lr)]
 
 
-def evaluate_split(model: HyperIMModel, vocab: Vocabulary, labels: LabelIndex, split: EncodedSplit,
-                   threshold: float, batch_size: int) -> dict[str, float]:
+def evaluate_split(
+    model: HyperIMModel,
+    vocab: Vocabulary,
+    labels: LabelIndex,
+    split: EncodedSplit,
+    threshold: float,
+    batch_size: int,
+) -> dict[str, float]:
     """Metrics (Eq. 8 and F1) of ``model`` on an encoded split."""
     was_training = model.training
-    scores = HyperIM(model, vocab, labels, threshold).predict_proba_encoded(split.tokens, batch_size)
+    scores = HyperIM(model, vocab, labels, threshold).predict_proba_encoded(
+        split.tokens, batch_size
+    )
     model.train(was_training)
     return evaluate_scores(scores, [set(x.tolist()) for x in split.labels], threshold=threshold)
 
 
 def _progress(disable: bool) -> Progress:
     return Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-        TextColumn("loss {task.fields[loss]:.4f}"), TextColumn("{task.fields[rate]:.0f} docs/s"),
-        TimeRemainingColumn(), console=console, disable=disable, transient=True,
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("loss {task.fields[loss]:.4f}"),
+        TextColumn("{task.fields[rate]:.0f} docs/s"),
+        TimeRemainingColumn(),
+        console=console,
+        disable=disable,
+        transient=True,
     )
 
 
-def train(data_dir: Path | None, run_dir: Path, cfg: TrainConfig | None = None, *,
-          resume: bool = False, epochs: int | None = None,
-          progress: bool | None = None) -> dict[str, Any]:
+def train(
+    data_dir: Path | None,
+    run_dir: Path,
+    cfg: TrainConfig | None = None,
+    *,
+    resume: bool = False,
+    epochs: int | None = None,
+    progress: bool | None = None,
+) -> dict[str, Any]:
     """Train HyperIM into ``run_dir``; returns a summary (best epoch and its metric).
 
     With ``resume``, options and data come from ``run_dir/run.json`` (``cfg`` is ignored) and
@@ -131,7 +184,9 @@ def train(data_dir: Path | None, run_dir: Path, cfg: TrainConfig | None = None, 
     ckpt_path = run_dir / "checkpoint.pt"
     if resume:
         if not (run_dir / "run.json").exists():
-            raise HyperIMError(f"{run_dir}: nothing to resume (no run.json); start without --resume")
+            raise HyperIMError(
+                f"{run_dir}: nothing to resume (no run.json); start without --resume"
+            )
         saved = json.loads((run_dir / "run.json").read_text())
         cfg = TrainConfig.from_dict(saved["config"])
         data_dir = Path(saved["data"])
@@ -146,25 +201,44 @@ def train(data_dir: Path | None, run_dir: Path, cfg: TrainConfig | None = None, 
     if not resume:
         prep.vocab.save(run_dir / "vocab.json")
         prep.labels.save(run_dir / "labels.json")
-        atomic_write_text(run_dir / "run.json", json.dumps(
-            {"config": cfg.to_dict(), "data": str(Path(data_dir).resolve())}, indent=2) + "\n")
-    model = build_model(cfg, len(prep.vocab), len(prep.labels))
+        atomic_write_text(
+            run_dir / "run.json",
+            json.dumps({"config": cfg.to_dict(), "data": str(Path(data_dir).resolve())}, indent=2)
+            + "\n",
+        )
+    device = resolve_device(cfg.device)
+    mean_positives = float(np.mean([len(x) for x in prep.train.labels]))
+    offset = sampling_logit_offset(cfg.negatives, len(prep.labels), mean_positives)
+    model = build_model(cfg, len(prep.vocab), len(prep.labels), offset).to(device)
     optimizers = make_optimizers(model, cfg.lr)
     gen = torch.Generator().manual_seed(cfg.seed)
-    state = {"epoch": 0, "step": 0, "best": None, "best_epoch": None, "bad_epochs": 0,
-             "history": [], "loss_sum": 0.0, "loss_n": 0, "done": False}
+    state = {
+        "epoch": 0,
+        "step": 0,
+        "best": None,
+        "best_epoch": None,
+        "bad_epochs": 0,
+        "history": [],
+        "loss_sum": 0.0,
+        "loss_n": 0,
+        "done": False,
+    }
     if resume and ckpt_path.exists():
-        ck = torch.load(ckpt_path, weights_only=False)
+        ck = torch.load(ckpt_path, weights_only=False, map_location=device)
         model.load_state_dict(ck["model"])
         for opt, sd in zip(optimizers, ck["optimizers"], strict=True):
             opt.load_state_dict(sd)
-        gen.set_state(ck["generator"])
+        gen.set_state(ck["generator"].cpu())
         state = ck["state"]
         console.print(f"resuming {run_dir} at epoch {state['epoch'] + 1}, step {state['step']}")
 
     def checkpoint() -> None:
-        payload = {"model": model.state_dict(), "optimizers": [o.state_dict() for o in optimizers],
-                   "generator": gen.get_state(), "state": state}
+        payload = {
+            "model": model.state_dict(),
+            "optimizers": [o.state_dict() for o in optimizers],
+            "generator": gen.get_state(),
+            "state": state,
+        }
         atomic_write_bytes(ckpt_path, lambda f: torch.save(payload, f))
 
     meta = {"data": str(Path(data_dir).resolve()), "train_config": cfg.to_dict()}
@@ -179,53 +253,86 @@ def train(data_dir: Path | None, run_dir: Path, cfg: TrainConfig | None = None, 
             batches = batches[: cfg.max_steps_per_epoch]
         t0, docs = time.time(), 0
         with _progress(not show) as bar:
-            task = bar.add_task(f"epoch {epoch + 1}/{cfg.epochs}", total=len(batches),
-                                completed=state["step"], loss=0.0, rate=0.0)
+            task = bar.add_task(
+                f"epoch {epoch + 1}/{cfg.epochs}",
+                total=len(batches),
+                completed=state["step"],
+                loss=0.0,
+                rate=0.0,
+            )
             for step in range(state["step"], len(batches)):
                 idx = batches[step]
                 tokens, mask = pad_tokens([prep.train.tokens[i] for i in idx])
                 labels, targets, tmask = label_targets(
-                    [prep.train.labels[i] for i in idx], n_labels, cfg.negatives, gen)
-                _, loss = model(tokens, mask, labels, targets, tmask)
+                    [prep.train.labels[i] for i in idx], n_labels, cfg.negatives, gen
+                )
+                labels, targets, tmask = (
+                    None if x is None else x.to(device) for x in (labels, targets, tmask)
+                )
+                _, loss = model(tokens.to(device), mask.to(device), labels, targets, tmask)
                 for opt in optimizers:
                     opt.zero_grad(set_to_none=True)
                 loss.backward()
                 for opt in optimizers:
                     opt.step()
                 if not torch.isfinite(loss):
-                    raise HyperIMError(f"training diverged at epoch {epoch + 1}, step {step + 1} "
-                                       "(non-finite loss); try a smaller --lr or dtype float64")
+                    raise HyperIMError(
+                        f"training diverged at epoch {epoch + 1}, step {step + 1} "
+                        "(non-finite loss); try a smaller --lr or dtype float64"
+                    )
                 docs += len(idx)
                 state["step"] = step + 1
                 state["loss_sum"] += loss.item()
                 state["loss_n"] += 1
-                bar.update(task, advance=1, loss=state["loss_sum"] / state["loss_n"],
-                           rate=docs / max(time.time() - t0, 1e-9))
+                bar.update(
+                    task,
+                    advance=1,
+                    loss=state["loss_sum"] / state["loss_n"],
+                    rate=docs / max(time.time() - t0, 1e-9),
+                )
                 if cfg.checkpoint_every and state["step"] % cfg.checkpoint_every == 0:
                     checkpoint()
-        metrics = evaluate_split(model, prep.vocab, prep.labels, prep.valid, cfg.threshold,
-                                 cfg.eval_batch_size)
-        record = {"epoch": epoch + 1, "train_loss": state["loss_sum"] / max(1, state["loss_n"]),
-                  "seconds": round(time.time() - t0, 2), "valid": metrics}
+        metrics = evaluate_split(
+            model, prep.vocab, prep.labels, prep.valid, cfg.threshold, cfg.eval_batch_size
+        )
+        record = {
+            "epoch": epoch + 1,
+            "train_loss": state["loss_sum"] / max(1, state["loss_n"]),
+            "seconds": round(time.time() - t0, 2),
+            "valid": metrics,
+        }
         state["history"].append(record)
         score = metrics[cfg.metric]
         improved = state["best"] is None or score > state["best"]
         if improved:
             state.update(best=score, best_epoch=epoch + 1, bad_epochs=0)
-            HyperIM(model, prep.vocab, prep.labels, cfg.threshold,
-                    {**meta, "epoch": epoch + 1, "valid": metrics}).save_pretrained(run_dir / "model")
+            HyperIM(
+                model,
+                prep.vocab,
+                prep.labels,
+                cfg.threshold,
+                {**meta, "epoch": epoch + 1, "valid": metrics},
+            ).save_pretrained(run_dir / "model")
+            model.train()
         else:
             state["bad_epochs"] += 1
         console.print(
             f"epoch {epoch + 1}: loss {record['train_loss']:.4f}, valid "
             + ", ".join(f"{k} {v:.2f}" for k, v in metrics.items())
-            + f" ({record['seconds']:.0f}s){' *' if improved else ''}")
+            + f" ({record['seconds']:.0f}s){' *' if improved else ''}"
+        )
         state.update(epoch=epoch + 1, step=0, loss_sum=0.0, loss_n=0)
         if state["bad_epochs"] >= cfg.patience:
             console.print(f"early stopping: no {cfg.metric} gain in {cfg.patience} epochs")
             state["done"] = True
-        atomic_write_text(run_dir / "log.jsonl", "".join(json.dumps(r) + "\n" for r in state["history"]))
+        atomic_write_text(
+            run_dir / "log.jsonl", "".join(json.dumps(r) + "\n" for r in state["history"])
+        )
         checkpoint()
-    summary = {"best_epoch": state["best_epoch"], cfg.metric: state["best"],
-               "epochs_run": state["epoch"], "model": str(run_dir / "model")}
+    summary = {
+        "best_epoch": state["best_epoch"],
+        cfg.metric: state["best"],
+        "epochs_run": state["epoch"],
+        "model": str(run_dir / "model"),
+    }
     return summary

@@ -26,7 +26,9 @@ class EncodedSplit:
         return np.fromiter((len(t) for t in self.tokens), dtype=np.int64, count=len(self.tokens))
 
 
-def encode_documents(docs: list[Document], vocab: Vocabulary, labels: LabelIndex, max_len: int) -> EncodedSplit:
+def encode_documents(
+    docs: list[Document], vocab: Vocabulary, labels: LabelIndex, max_len: int
+) -> EncodedSplit:
     """Encode documents; labels unknown to ``labels`` are dropped (and counted there)."""
     toks = [np.asarray(vocab.encode(d.tokens, max_len), dtype=np.int64) for d in docs]
     labs = [np.asarray(labels.encode(d.labels), dtype=np.int64) for d in docs]
@@ -43,8 +45,9 @@ def pad_tokens(seqs: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
     return tokens, tokens != Vocabulary.PAD
 
 
-def epoch_batches(lengths: np.ndarray, batch_size: int, seed: int, epoch: int,
-                  bucket: int = 50) -> list[np.ndarray]:
+def epoch_batches(
+    lengths: np.ndarray, batch_size: int, seed: int, epoch: int, bucket: int = 50
+) -> list[np.ndarray]:
     """Document indices of each batch of one epoch; a pure function of (seed, epoch).
 
     Documents are shuffled, then sorted by length inside windows of ``bucket`` batches so a

@@ -19,8 +19,8 @@ class PoincareBall(geoopt.PoincareBall):
     def __init__(self) -> None:
         super().__init__(c=1.0)
 
-    def projx(self, x: torch.Tensor, *, dim: int = -1) -> torch.Tensor:  # noqa: D102
+    def projx(self, x: torch.Tensor, *, dim: int = -1) -> torch.Tensor:
         return project(x)
 
-    def retr(self, x: torch.Tensor, u: torch.Tensor, *, dim: int = -1) -> torch.Tensor:  # noqa: D102
+    def retr(self, x: torch.Tensor, u: torch.Tensor, *, dim: int = -1) -> torch.Tensor:
         return project(x + u)

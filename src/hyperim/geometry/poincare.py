@@ -111,6 +111,6 @@ def mobius_pointwise(w: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return expmap0(w * logmap0(x))
 
 
-def mobius_fn(fn, x: torch.Tensor) -> torch.Tensor:  # noqa: ANN001 - any elementwise callable
+def mobius_fn(fn, x: torch.Tensor) -> torch.Tensor:
     r"""Möbius version of a pointwise non-linearity: :math:`\varphi^{\otimes}(x) = \exp_0(\varphi(\log_0 x))`."""
     return expmap0(fn(logmap0(x)))

@@ -30,6 +30,9 @@ class ModelConfig:
     aggregate: str = "sum"  # per-ball distances: "sum" or "riemannian"
     word_init_scale: float = 1e-2
     label_init_scale: float = 1e-2
+    # Added to logits at inference: log r for training with negatives sampled at rate r (see
+    # hyperim.train.sampling_logit_offset); 0 when every label was scored in training.
+    logit_offset: float = 0.0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -79,13 +82,18 @@ class HyperIMModel(nn.Module):
         return logits, loss
 
     @torch.no_grad()
-    def score_all(self, tokens: torch.Tensor, mask: torch.Tensor, label_chunk: int = 2048) -> torch.Tensor:
-        """Logits for every label, ``(B, C)``, computed ``label_chunk`` labels at a time so the
-        ``(B, T, chunk)`` score tensor, not ``(B, T, C)``, bounds memory."""
+    def score_all(
+        self, tokens: torch.Tensor, mask: torch.Tensor, label_chunk: int = 2048
+    ) -> torch.Tensor:
+        """Calibrated logits for every label, ``(B, C)``, computed ``label_chunk`` labels at a
+        time so the ``(B, T, chunk)`` score tensor, not ``(B, T, C)``, bounds memory.
+
+        ``config.logit_offset`` is added (it corrects for sampled negatives; ranking unchanged).
+        """
         theta_w = self.encode(tokens, mask)
         m = mask.to(theta_w.dtype)
         out = []
         for lo in range(0, self.config.n_labels, label_chunk):
             s = self.interaction(theta_w, self.labels.weight[lo : lo + label_chunk], m)
             out.append(self.head(s))
-        return torch.cat(out, dim=1)
+        return torch.cat(out, dim=1) + self.config.logit_offset

@@ -36,12 +36,14 @@ class HyperbolicEmbedding(nn.Module):
     def load_points(self, points: torch.Tensor) -> None:
         """Copy pre-trained points (shape ``(num, n_balls, ball_dim)``) in, projected."""
         if points.shape != self.weight.shape:
-            raise ValueError(f"expected shape {tuple(self.weight.shape)}, got {tuple(points.shape)}")
+            raise ValueError(
+                f"expected shape {tuple(self.weight.shape)}, got {tuple(points.shape)}"
+            )
         self.weight.copy_(project(points.to(self.weight)))
 
     def forward(self, index: torch.Tensor) -> torch.Tensor:
         """``(...) -> (..., n_balls, ball_dim)``."""
         return self.weight[index]
 
-    def extra_repr(self) -> str:  # noqa: D102
+    def extra_repr(self) -> str:
         return f"{self.num}, {self.n_balls}x{self.ball_dim}D"

@@ -16,6 +16,7 @@ which over a product of balls is :math:`\\exp_0(M \\log_0 x)` with per-ball maps
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 
@@ -24,6 +25,7 @@ import torch
 from torch import nn
 
 from hyperim.geometry import PoincareBall, expmap0, logmap0, mobius_add
+from hyperim.geometry.pairwise import KERNELS
 
 #: Pointwise non-linearities available as ϕ (applied as its Möbius version exp0∘ϕ∘log0).
 PHI: dict[str, Callable[[torch.Tensor], torch.Tensor] | None] = {
@@ -32,6 +34,37 @@ PHI: dict[str, Callable[[torch.Tensor], torch.Tensor] | None] = {
     "sigmoid": torch.sigmoid,
     "relu": torch.relu,
 }
+
+
+def _cell(
+    h: torch.Tensor,
+    u_rz: torch.Tensor,
+    u_g: torch.Tensor,
+    w_rz: torch.Tensor,
+    w_g: torch.Tensor,
+    b_rz: torch.Tensor,
+    b_g: torch.Tensor,
+    phi: str,
+) -> torch.Tensor:
+    """One step of Eq. (5): ``θ^w_{t-1} (B, n, d) -> θ^w_t``, given ``U ⊗ θ^e_t`` of the gates."""
+    b, n, d = h.shape
+    lh = logmap0(h).reshape(b, n * d)  # (B, k)
+    w = expmap0((lh @ w_rz.T).view(b, 2 * n, d))  # [W^r; W^z] ⊗ θ^w_{t-1}
+    # r_t and z_t side by side as 2n balls: σ(log0(W ⊗ h ⊕ U ⊗ e ⊕ b))
+    rz = torch.sigmoid(logmap0(mobius_add(mobius_add(w, u_rz), b_rz)))  # (B, 2n, d)
+    r, z = rz[:, :n], rz[:, n:]
+    w_gh = expmap0(((r.reshape(b, n * d) * lh) @ w_g.T).view(b, n, d))  # (W^g diag r_t) ⊗ h
+    cand = mobius_add(mobius_add(w_gh, u_g), b_g)  # θ̃^w_t before ϕ
+    fn = PHI[phi]
+    if fn is not None:
+        cand = expmap0(fn(logmap0(cand)))
+    step = expmap0(z * logmap0(mobius_add(-h, cand)))  # diag(z_t) ⊗ (-θ^w_{t-1} ⊕ θ̃^w_t)
+    return mobius_add(h, step)
+
+
+@functools.cache
+def _compiled_cell() -> Callable:
+    return torch.compile(_cell, dynamic=True)
 
 
 class HyperbolicGRU(nn.Module):
@@ -51,7 +84,9 @@ class HyperbolicGRU(nn.Module):
         self.w_rz = nn.Parameter(torch.empty(2 * k, k))  # [W^r; W^z]
         self.w_g = nn.Parameter(torch.empty(k, k))  # W^g
         self.u = nn.Parameter(torch.empty(3 * k, k))  # [U^r; U^z; U^g]
-        self.bias = geoopt.ManifoldParameter(torch.zeros(3, n_balls, ball_dim), manifold=PoincareBall())
+        self.bias = geoopt.ManifoldParameter(
+            torch.zeros(3, n_balls, ball_dim), manifold=PoincareBall()
+        )
         self.reset_parameters()
 
     @torch.no_grad()
@@ -65,27 +100,17 @@ class HyperbolicGRU(nn.Module):
     def forward(self, e: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         b, t, n, d = e.shape
         k = n * d
-        phi = PHI[self.phi]
         b_rz, b_g = self.bias[:2].reshape(2 * n, d), self.bias[2]  # (2n, d), (n, d)
         # U ⊗ θ^e_t for all t and all three gates at once: exp0(U log0 θ^e)
         ue = expmap0((logmap0(e).reshape(b, t, k) @ self.u.T).view(b, t, 3 * n, d))  # (B, T, 3n, d)
         u_rz, u_g = ue[:, :, : 2 * n], ue[:, :, 2 * n :]  # (B, T, 2n, d), (B, T, n, d)
         h = e.new_zeros(b, n, d)  # θ^w_0 = 0
+        cell = _compiled_cell() if KERNELS.enabled else _cell
         out = []
         for i in range(t):
-            lh = logmap0(h).reshape(b, k)  # (B, k)
-            w_rz = expmap0((lh @ self.w_rz.T).view(b, 2 * n, d))  # [W^r; W^z] ⊗ θ^w_{t-1}
-            # r_t and z_t side by side as 2n balls: σ(log0(W ⊗ h ⊕ U ⊗ e ⊕ b))
-            rz = torch.sigmoid(logmap0(mobius_add(mobius_add(w_rz, u_rz[:, i]), b_rz)))
-            r, z = rz[:, :n], rz[:, n:]  # (B, n, d) each
-            w_g = expmap0(((r.reshape(b, k) * lh) @ self.w_g.T).view(b, n, d))  # (W^g diag r) ⊗ h
-            cand = mobius_add(mobius_add(w_g, u_g[:, i]), b_g)  # θ̃^w_t before ϕ
-            if phi is not None:
-                cand = expmap0(phi(logmap0(cand)))
-            step = expmap0(z * logmap0(mobius_add(-h, cand)))  # diag(z) ⊗ (-h ⊕ θ̃^w_t)
-            h = mobius_add(h, step)
+            h = cell(h, u_rz[:, i], u_g[:, i], self.w_rz, self.w_g, b_rz, b_g, self.phi)
             out.append(h)
         return torch.stack(out, dim=1)  # (B, T, n, d)
 
-    def extra_repr(self) -> str:  # noqa: D102
+    def extra_repr(self) -> str:
         return f"{self.n_balls}x{self.ball_dim}D, phi={self.phi}"

@@ -15,11 +15,14 @@ class PredictionHead(nn.Module):
     padding the document to ``max_len`` with zero scores, at a fraction of the cost.
     """
 
-    def __init__(self, max_len: int, hidden: int | None = None, activation: str = "relu",
-                 bias: bool = True) -> None:
+    def __init__(
+        self, max_len: int, hidden: int | None = None, activation: str = "relu", bias: bool = True
+    ) -> None:
         super().__init__()
         if activation not in ACTIVATIONS:
-            raise ValueError(f"unknown activation {activation!r}; choose from {sorted(ACTIVATIONS)}")
+            raise ValueError(
+                f"unknown activation {activation!r}; choose from {sorted(ACTIVATIONS)}"
+            )
         self.max_len, self.activation = max_len, activation
         hidden = hidden or max(1, max_len // 2)
         self.w_f = nn.Linear(max_len, hidden, bias=bias)

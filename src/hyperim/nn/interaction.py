@@ -26,7 +26,9 @@ class Interaction(nn.Module):
         super().__init__()
         self.aggregate, self.naive = aggregate, naive
 
-    def forward(self, words: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, words: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor
+    ) -> torch.Tensor:
         if self.naive:
             d = pairwise_dist_naive(words, labels, self.aggregate)  # (B, T, L)
         else:
