@@ -23,7 +23,7 @@ def one_case(shape: str, naive: bool, steps: int, dtype: str) -> dict:
     import torch
 
     from hyperim.models import HyperIMModel, ModelConfig
-    from hyperim.train import make_optimizers
+    from hyperim.train import make_optimizers, optimisation_step
 
     s = SHAPES[shape]
     torch.manual_seed(0)
@@ -43,12 +43,7 @@ def one_case(shape: str, naive: bool, steps: int, dtype: str) -> dict:
     times = []
     for _ in range(steps):
         t0 = time.perf_counter()
-        _, loss = model(tokens, mask, targets=targets)
-        for o in opts:
-            o.zero_grad()
-        loss.backward()
-        for o in opts:
-            o.step()
+        optimisation_step(model, opts, tokens, mask, None, targets)
         times.append(time.perf_counter() - t0)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return {"seconds_per_step": min(times), "peak_mib": round(peak)}

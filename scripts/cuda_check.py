@@ -20,7 +20,7 @@ from hyperim.config import TrainConfig
 from hyperim.geometry import pairwise_dist, pairwise_dist_naive, project
 from hyperim.geometry.pairwise import set_compile
 from hyperim.models import HyperIMModel, ModelConfig
-from hyperim.train import make_optimizers, train
+from hyperim.train import make_optimizers, optimisation_step, train
 
 
 def equality() -> None:
@@ -63,12 +63,7 @@ def step_time(naive: bool) -> dict:
     for _ in range(4):
         torch.cuda.synchronize()
         t0 = time.perf_counter()
-        _, loss = model(tokens, mask, targets=targets)
-        for o in opts:
-            o.zero_grad()
-        loss.backward()
-        for o in opts:
-            o.step()
+        optimisation_step(model, opts, tokens, mask, None, targets)
         torch.cuda.synchronize()
         times.append(time.perf_counter() - t0)
     return {

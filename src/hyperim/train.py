@@ -135,6 +135,25 @@ def make_optimizers(model: torch.nn.Module, lr: float) -> list[torch.optim.Optim
     return [geoopt.optim.RiemannianAdam(hyper, lr=lr), torch.optim.Adam(eucl, lr=lr)]
 
 
+def optimisation_step(
+    model: HyperIMModel,
+    optimizers: list[torch.optim.Optimizer],
+    tokens: torch.Tensor,
+    mask: torch.Tensor,
+    labels: torch.Tensor | None,
+    targets: torch.Tensor,
+    target_mask: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """One step of Eq. (7): forward, backward, Riemannian Adam + Adam updates; returns the loss."""
+    _, loss = model(tokens, mask, labels, targets, target_mask)
+    for opt in optimizers:
+        opt.zero_grad(set_to_none=True)
+    loss.backward()
+    for opt in optimizers:
+        opt.step()
+    return loss.detach()
+
+
 def evaluate_split(
     model: HyperIMModel,
     vocab: Vocabulary,
@@ -269,12 +288,9 @@ def train(
                 labels, targets, tmask = (
                     None if x is None else x.to(device) for x in (labels, targets, tmask)
                 )
-                _, loss = model(tokens.to(device), mask.to(device), labels, targets, tmask)
-                for opt in optimizers:
-                    opt.zero_grad(set_to_none=True)
-                loss.backward()
-                for opt in optimizers:
-                    opt.step()
+                loss = optimisation_step(
+                    model, optimizers, tokens.to(device), mask.to(device), labels, targets, tmask
+                )
                 if not torch.isfinite(loss):
                     raise HyperIMError(
                         f"training diverged at epoch {epoch + 1}, step {step + 1} "

@@ -27,9 +27,9 @@ class ModelConfig:
     phi: str = "identity"  # ϕ of Eq. (5)
     head_activation: str = "relu"  # ϕ of Eq. (6)
     head_bias: bool = True
-    aggregate: str = "sum"  # per-ball distances: "sum" or "riemannian"
-    word_init_scale: float = 1e-2
-    label_init_scale: float = 1e-2
+    aggregate: str = "riemannian"  # per-ball distances: "sum" or "riemannian"
+    word_init_scale: float = 0.1
+    label_init_scale: float = 0.1
     # Added to logits at inference: log r for training with negatives sampled at rate r (see
     # hyperim.train.sampling_logit_offset); 0 when every label was scored in training.
     logit_offset: float = 0.0
