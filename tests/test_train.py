@@ -103,3 +103,40 @@ def test_config_toml_round_trip(tmp_path: Path) -> None:
         TrainConfig.from_toml(p)
     with pytest.raises(HyperIMError, match="dtype"):
         TrainConfig(dtype="float16").validate()
+
+
+def test_non_finite_step_changes_nothing() -> None:
+    from hyperim.models import HyperIMModel, ModelConfig
+    from hyperim.train import make_optimizers, optimisation_step
+
+    torch.manual_seed(0)
+    model = HyperIMModel(ModelConfig(vocab_size=20, n_labels=5, max_len=8, n_balls=2))
+    opts = make_optimizers(model, 1e-2)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    tokens = torch.randint(2, 20, (3, 6))
+    mask = torch.ones_like(tokens, dtype=torch.bool)
+    bad = torch.full((3, 5), float("nan"))
+    loss = optimisation_step(model, opts, tokens, mask, None, bad)
+    assert not torch.isfinite(loss)
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, before[k]), k
+    good = optimisation_step(model, opts, tokens, mask, None, torch.zeros(3, 5))
+    assert torch.isfinite(good)
+    assert any(not torch.equal(v, before[k]) for k, v in model.state_dict().items())
+
+
+def test_label_bias_starts_at_the_prior(tiny_dataset: Path, tmp_path: Path) -> None:
+    import numpy as np
+
+    from hyperim.train import init_label_bias, sampling_logit_offset
+
+    cfg = TrainConfig(**TINY, epochs=1, label_bias=True)
+    train(tiny_dataset, tmp_path / "run", cfg, progress=False)
+    m = HyperIM.from_pretrained(tmp_path / "run")
+    assert m.model.label_bias is not None
+    labels = [np.array([0, 1]), np.array([0]), np.array([2])]
+    offset = sampling_logit_offset(3, len(m.labels), 4 / 3)
+    init_label_bias(m.model, labels, offset)
+    prior = (np.array([2, 1, 1]) + 0.5) / 4  # counts of labels 0, 1, 2 over 3 documents
+    expected = np.log(prior / (1 - prior)) - offset
+    np.testing.assert_allclose(m.model.label_bias.detach().numpy()[:3], expected, rtol=1e-6)

@@ -23,6 +23,7 @@ class TrainConfig:
     ball_dim: int = 2
     phi: str = "identity"
     head_activation: str = "relu"
+    label_bias: bool = False  # per-label bias on Eq. (6) at the label prior (extension; off)
     aggregate: str = "riemannian"  # measured better than "sum" (BENCHMARKS.md)
     word_init_scale: float = 0.1  # measured: 0.05, 0.1, 0.3 and 0.01 (BENCHMARKS.md)
     label_init_scale: float = 0.1
@@ -46,6 +47,7 @@ class TrainConfig:
     threshold: float = 0.5
     eval_batch_size: int = 128
     checkpoint_every: int = 100
+    max_bad_steps: int = 20  # consecutive non-finite steps (skipped) before giving up
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -109,6 +109,19 @@ def sampling_logit_offset(negatives: int, n_labels: int, mean_positives: float) 
     return math.log(negatives / (n_labels - mean_positives))
 
 
+@torch.no_grad()
+def init_label_bias(model: HyperIMModel, label_lists: list[np.ndarray], offset: float) -> None:
+    """Set each label's bias to the logit of its training frequency, minus the sampling offset
+    (so that calibrated inference logits start at the prior)."""
+    n = len(label_lists)
+    counts = np.bincount(
+        np.concatenate(label_lists or [np.zeros(0, np.int64)]), minlength=model.config.n_labels
+    )
+    prior = (counts + 0.5) / (n + 1.0)  # smoothed: finite for labels never seen in training
+    bias = torch.from_numpy(np.log(prior / (1 - prior)) - offset)
+    model.label_bias.copy_(bias.to(model.label_bias))
+
+
 def build_model(
     cfg: TrainConfig, vocab_size: int, n_labels: int, logit_offset: float = 0.0
 ) -> HyperIMModel:
@@ -124,6 +137,7 @@ def build_model(
         word_init_scale=cfg.word_init_scale,
         label_init_scale=cfg.label_init_scale,
         logit_offset=logit_offset,
+        label_bias=cfg.label_bias,
     )
     return HyperIMModel(mcfg).to(DTYPES[cfg.dtype])
 
@@ -144,11 +158,22 @@ def optimisation_step(
     targets: torch.Tensor,
     target_mask: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """One step of Eq. (7): forward, backward, Riemannian Adam + Adam updates; returns the loss."""
+    """One step of Eq. (7): forward, backward, Riemannian Adam + Adam updates; returns the loss.
+
+    A step whose loss or gradients are not finite changes nothing (the batch is skipped) and
+    returns the non-finite loss, so the caller can count it.
+    """
     _, loss = model(tokens, mask, labels, targets, target_mask)
     for opt in optimizers:
         opt.zero_grad(set_to_none=True)
+    if not torch.isfinite(loss):
+        return loss.detach()
     loss.backward()
+    grads = [p.grad for p in model.parameters() if p.grad is not None]
+    if not all(bool(torch.isfinite(g).all()) for g in grads):
+        for opt in optimizers:
+            opt.zero_grad(set_to_none=True)
+        return torch.full_like(loss.detach(), float("nan"))
     for opt in optimizers:
         opt.step()
     return loss.detach()
@@ -228,7 +253,10 @@ def train(
     device = resolve_device(cfg.device)
     mean_positives = float(np.mean([len(x) for x in prep.train.labels]))
     offset = sampling_logit_offset(cfg.negatives, len(prep.labels), mean_positives)
-    model = build_model(cfg, len(prep.vocab), len(prep.labels), offset).to(device)
+    model = build_model(cfg, len(prep.vocab), len(prep.labels), offset)
+    if model.label_bias is not None:  # start from the label priors (what frequency ranking knows)
+        init_label_bias(model, prep.train.labels, offset)
+    model.to(device)
     optimizers = make_optimizers(model, cfg.lr)
     gen = torch.Generator().manual_seed(cfg.seed)
     state = {
@@ -291,11 +319,18 @@ def train(
                 loss = optimisation_step(
                     model, optimizers, tokens.to(device), mask.to(device), labels, targets, tmask
                 )
-                if not torch.isfinite(loss):
-                    raise HyperIMError(
-                        f"training diverged at epoch {epoch + 1}, step {step + 1} "
-                        "(non-finite loss); try a smaller --lr or dtype float64"
-                    )
+                if not torch.isfinite(loss):  # skipped, parameters untouched
+                    state["bad_steps"] = state.get("bad_steps", 0) + 1
+                    state["skipped_steps"] = state.get("skipped_steps", 0) + 1
+                    if state["bad_steps"] >= cfg.max_bad_steps:
+                        raise HyperIMError(
+                            f"training diverged at epoch {epoch + 1}, step {step + 1}: "
+                            f"{state['bad_steps']} non-finite steps in a row; "
+                            "try a smaller --lr or --dtype float64"
+                        )
+                    state["step"] = step + 1
+                    continue
+                state["bad_steps"] = 0
                 docs += len(idx)
                 state["step"] = step + 1
                 state["loss_sum"] += loss.item()
@@ -315,6 +350,7 @@ def train(
             "epoch": epoch + 1,
             "train_loss": state["loss_sum"] / max(1, state["loss_n"]),
             "seconds": round(time.time() - t0, 2),
+            "skipped_steps": state.get("skipped_steps", 0),
             "valid": metrics,
         }
         state["history"].append(record)
@@ -337,7 +373,7 @@ def train(
             + ", ".join(f"{k} {v:.2f}" for k, v in metrics.items())
             + f" ({record['seconds']:.0f}s){' *' if improved else ''}"
         )
-        state.update(epoch=epoch + 1, step=0, loss_sum=0.0, loss_n=0)
+        state.update(epoch=epoch + 1, step=0, loss_sum=0.0, loss_n=0, skipped_steps=0)
         if state["bad_epochs"] >= cfg.patience:
             console.print(f"early stopping: no {cfg.metric} gain in {cfg.patience} epochs")
             state["done"] = True

@@ -33,6 +33,10 @@ class ModelConfig:
     # Added to logits at inference: log r for training with negatives sampled at rate r (see
     # hyperim.train.sampling_logit_offset); 0 when every label was scored in training.
     logit_offset: float = 0.0
+    # A learned bias per label added to Eq. (6)'s output (an extension; the paper's prediction
+    # layers are fully shared). It carries each label's prior, so the shared layers and the
+    # geometry only have to explain what the text adds.
+    label_bias: bool = False
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -54,6 +58,7 @@ class HyperIMModel(nn.Module):
         self.labels = HyperbolicEmbedding(c.n_labels, c.n_balls, c.ball_dim, c.label_init_scale)
         self.interaction = Interaction(c.aggregate)  # type: ignore[arg-type]
         self.head = PredictionHead(c.max_len, activation=c.head_activation, bias=c.head_bias)
+        self.label_bias = nn.Parameter(torch.zeros(c.n_labels)) if c.label_bias else None
 
     def encode(self, tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """``(B, T)`` token ids -> ``(B, T, n, d)`` encoded words Θ^w."""
@@ -71,6 +76,8 @@ class HyperIMModel(nn.Module):
         theta_l = self.labels.weight if labels is None else self.labels(labels)  # (C|B,L, n, d)
         s = self.interaction(theta_w, theta_l, mask.to(theta_w.dtype))  # (B, L, T)
         logits = self.head(s)  # (B, L)
+        if self.label_bias is not None:
+            logits = logits + (self.label_bias if labels is None else self.label_bias[labels])
         loss = None
         if targets is not None:  # Eq. (7): -Σ_{L+} log p - Σ_{L-} log(1-p), averaged over docs
             bce = nn.functional.binary_cross_entropy_with_logits(
@@ -95,5 +102,8 @@ class HyperIMModel(nn.Module):
         out = []
         for lo in range(0, self.config.n_labels, label_chunk):
             s = self.interaction(theta_w, self.labels.weight[lo : lo + label_chunk], m)
-            out.append(self.head(s))
+            logits = self.head(s)
+            if self.label_bias is not None:
+                logits = logits + self.label_bias[lo : lo + label_chunk]
+            out.append(logits)
         return torch.cat(out, dim=1) + self.config.logit_offset
