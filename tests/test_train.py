@@ -140,3 +140,18 @@ def test_label_bias_starts_at_the_prior(tiny_dataset: Path, tmp_path: Path) -> N
     prior = (np.array([2, 1, 1]) + 0.5) / 4  # counts of labels 0, 1, 2 over 3 documents
     expected = np.log(prior / (1 - prior)) - offset
     np.testing.assert_allclose(m.model.label_bias.detach().numpy()[:3], expected, rtol=1e-6)
+
+
+def test_optimizers_split_hyperbolic_and_euclidean() -> None:
+    import geoopt
+
+    from hyperim.models import HyperIMModel, ModelConfig
+    from hyperim.train import make_optimizers
+
+    model = HyperIMModel(ModelConfig(vocab_size=10, n_labels=3, max_len=4, n_balls=2))
+    radam, adam = make_optimizers(model, 1e-3, hyper_lr=1e-2)
+    assert isinstance(radam, geoopt.optim.RiemannianAdam) and radam.param_groups[0]["lr"] == 1e-2
+    assert adam.param_groups[0]["lr"] == 1e-3
+    hyper = {id(p) for p in radam.param_groups[0]["params"]}
+    assert hyper == {id(model.words.weight), id(model.labels.weight), id(model.encoder.bias)}
+    assert not hyper & {id(p) for p in adam.param_groups[0]["params"]}

@@ -48,6 +48,9 @@ def train(
     ] = False,
     batch_size: Annotated[Optional[int], typer.Option()] = None,
     lr: Annotated[Optional[float], typer.Option()] = None,
+    hyper_lr: Annotated[
+        Optional[float], typer.Option(help="Riemannian Adam lr (default: --lr).")
+    ] = None,
     negatives: Annotated[
         Optional[int], typer.Option(help="Sampled negatives per document (Eq. 7); 0 = all labels.")
     ] = None,
@@ -75,6 +78,7 @@ def train(
             seed=seed,
             batch_size=batch_size,
             lr=lr,
+            hyper_lr=hyper_lr,
             negatives=negatives,
             max_len=max_len,
             n_balls=n_balls,

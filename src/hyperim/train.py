@@ -142,11 +142,17 @@ def build_model(
     return HyperIMModel(mcfg).to(DTYPES[cfg.dtype])
 
 
-def make_optimizers(model: torch.nn.Module, lr: float) -> list[torch.optim.Optimizer]:
-    """Riemannian Adam for ``ManifoldParameter``s (Θ^E, Θ^L, GRU biases), Adam for the rest."""
+def make_optimizers(
+    model: torch.nn.Module, lr: float, hyper_lr: float | None = None
+) -> list[torch.optim.Optimizer]:
+    """Riemannian Adam for ``ManifoldParameter``s (Θ^E, Θ^L, GRU biases) at ``hyper_lr``
+    (default ``lr``), Adam for the rest at ``lr``."""
     hyper = [p for p in model.parameters() if isinstance(p, geoopt.ManifoldParameter)]
     eucl = [p for p in model.parameters() if not isinstance(p, geoopt.ManifoldParameter)]
-    return [geoopt.optim.RiemannianAdam(hyper, lr=lr), torch.optim.Adam(eucl, lr=lr)]
+    return [
+        geoopt.optim.RiemannianAdam(hyper, lr=hyper_lr or lr),
+        torch.optim.Adam(eucl, lr=lr),
+    ]
 
 
 def optimisation_step(
@@ -257,7 +263,7 @@ def train(
     if model.label_bias is not None:  # start from the label priors (what frequency ranking knows)
         init_label_bias(model, prep.train.labels, offset)
     model.to(device)
-    optimizers = make_optimizers(model, cfg.lr)
+    optimizers = make_optimizers(model, cfg.lr, cfg.hyper_lr)
     gen = torch.Generator().manual_seed(cfg.seed)
     state = {
         "epoch": 0,
