@@ -275,6 +275,8 @@ def train(
         "loss_sum": 0.0,
         "loss_n": 0,
         "done": False,
+        "bad_steps": 0,  # consecutive non-finite (skipped) steps
+        "skipped_steps": 0,  # skipped steps in this epoch
     }
     if resume and ckpt_path.exists():
         ck = torch.load(ckpt_path, weights_only=False, map_location=device)
@@ -326,8 +328,8 @@ def train(
                     model, optimizers, tokens.to(device), mask.to(device), labels, targets, tmask
                 )
                 if not torch.isfinite(loss):  # skipped, parameters untouched
-                    state["bad_steps"] = state.get("bad_steps", 0) + 1
-                    state["skipped_steps"] = state.get("skipped_steps", 0) + 1
+                    state["bad_steps"] += 1
+                    state["skipped_steps"] += 1
                     if state["bad_steps"] >= cfg.max_bad_steps:
                         raise HyperIMError(
                             f"training diverged at epoch {epoch + 1}, step {step + 1}: "
@@ -356,7 +358,7 @@ def train(
             "epoch": epoch + 1,
             "train_loss": state["loss_sum"] / max(1, state["loss_n"]),
             "seconds": round(time.time() - t0, 2),
-            "skipped_steps": state.get("skipped_steps", 0),
+            "skipped_steps": state["skipped_steps"],
             "valid": metrics,
         }
         state["history"].append(record)

@@ -16,7 +16,6 @@ which over a product of balls is :math:`\\exp_0(M \\log_0 x)` with per-ball maps
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Callable
 
@@ -62,11 +61,6 @@ def _cell(
     return mobius_add(h, step)
 
 
-@functools.cache
-def _compiled_cell() -> Callable:
-    return torch.compile(_cell, dynamic=True)
-
-
 class HyperbolicGRU(nn.Module):
     """Eq. (5) over a product of ``n_balls`` balls of dimension ``ball_dim``.
 
@@ -105,10 +99,21 @@ class HyperbolicGRU(nn.Module):
         ue = expmap0((logmap0(e).reshape(b, t, k) @ self.u.T).view(b, t, 3 * n, d))  # (B, T, 3n, d)
         u_rz, u_g = ue[:, :, : 2 * n], ue[:, :, 2 * n :]  # (B, T, 2n, d), (B, T, n, d)
         h = e.new_zeros(b, n, d)  # θ^w_0 = 0
-        cell = _compiled_cell() if KERNELS.enabled else _cell
         out = []
         for i in range(t):
-            h = cell(h, u_rz[:, i], u_g[:, i], self.w_rz, self.w_g, b_rz, b_g, self.phi)
+            # compiled once (with the interaction's eager fallback) and reused every step
+            h = KERNELS.run(
+                "gru_cell",
+                _cell,
+                h,
+                u_rz[:, i],
+                u_g[:, i],
+                self.w_rz,
+                self.w_g,
+                b_rz,
+                b_g,
+                self.phi,
+            )
             out.append(h)
         return torch.stack(out, dim=1)  # (B, T, n, d)
 
