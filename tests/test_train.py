@@ -150,8 +150,12 @@ def test_optimizers_split_hyperbolic_and_euclidean() -> None:
 
     model = HyperIMModel(ModelConfig(vocab_size=10, n_labels=3, max_len=4, n_balls=2))
     radam, adam = make_optimizers(model, 1e-3, hyper_lr=1e-2)
-    assert isinstance(radam, geoopt.optim.RiemannianAdam) and radam.param_groups[0]["lr"] == 1e-2
+    assert isinstance(radam, geoopt.optim.RiemannianAdam)
+    assert [g["lr"] for g in radam.param_groups] == [1e-2, 1e-2]
     assert adam.param_groups[0]["lr"] == 1e-3
-    hyper = {id(p) for p in radam.param_groups[0]["params"]}
-    assert hyper == {id(model.words.weight), id(model.labels.weight), id(model.encoder.bias)}
-    assert not hyper & {id(p) for p in adam.param_groups[0]["params"]}
+    words, rest = ({id(p) for p in g["params"]} for g in radam.param_groups)
+    assert words == {id(model.words.weight)}
+    assert rest == {id(model.labels.weight), id(model.encoder.bias)}
+    assert not (words | rest) & {id(p) for p in adam.param_groups[0]["params"]}
+    radam, _ = make_optimizers(model, 1e-3, word_lr=3e-2)
+    assert [g["lr"] for g in radam.param_groups] == [3e-2, 1e-3]

@@ -51,6 +51,9 @@ def train(
     hyper_lr: Annotated[
         Optional[float], typer.Option(help="Riemannian Adam lr (default: --lr).")
     ] = None,
+    word_lr: Annotated[
+        Optional[float], typer.Option(help="Riemannian Adam lr of the word embeddings.")
+    ] = None,
     negatives: Annotated[
         Optional[int], typer.Option(help="Sampled negatives per document (Eq. 7); 0 = all labels.")
     ] = None,
@@ -79,6 +82,7 @@ def train(
             batch_size=batch_size,
             lr=lr,
             hyper_lr=hyper_lr,
+            word_lr=word_lr,
             negatives=negatives,
             max_len=max_len,
             n_balls=n_balls,

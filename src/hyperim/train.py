@@ -39,6 +39,7 @@ from hyperim.data.batching import (
     label_targets,
     pad_tokens,
 )
+from hyperim.distributed import DistContext, init_distributed, shutdown_distributed
 from hyperim.errors import HyperIMError
 from hyperim.metrics import evaluate_scores
 from hyperim.models import HyperIMModel, ModelConfig
@@ -143,14 +144,30 @@ def build_model(
 
 
 def make_optimizers(
-    model: torch.nn.Module, lr: float, hyper_lr: float | None = None
+    model: torch.nn.Module,
+    lr: float,
+    hyper_lr: float | None = None,
+    word_lr: float | None = None,
 ) -> list[torch.optim.Optimizer]:
-    """Riemannian Adam for ``ManifoldParameter``s (Θ^E, Θ^L, GRU biases) at ``hyper_lr``
-    (default ``lr``), Adam for the rest at ``lr``."""
-    hyper = [p for p in model.parameters() if isinstance(p, geoopt.ManifoldParameter)]
+    """Riemannian Adam for ``ManifoldParameter``s, Adam for the Euclidean rest at ``lr``.
+
+    Within Riemannian Adam the word embeddings Θ^E form their own group at ``word_lr``
+    (default ``hyper_lr``); Θ^L and the GRU biases use ``hyper_lr`` (default ``lr``). Each word
+    only gets a gradient in the batches that contain it, so at the paper's lr 1e-3 most word
+    vectors barely leave their initial position; a larger ``word_lr`` lets them learn.
+    """
+    hyper_lr = hyper_lr or lr
+    word_lr = word_lr or hyper_lr
+    words = getattr(getattr(model, "words", None), "weight", None)
+    hyper = [
+        p for p in model.parameters() if isinstance(p, geoopt.ManifoldParameter) and p is not words
+    ]
     eucl = [p for p in model.parameters() if not isinstance(p, geoopt.ManifoldParameter)]
+    groups = [{"params": hyper, "lr": hyper_lr}]
+    if isinstance(words, geoopt.ManifoldParameter):
+        groups.insert(0, {"params": [words], "lr": word_lr})
     return [
-        geoopt.optim.RiemannianAdam(hyper, lr=hyper_lr or lr),
+        geoopt.optim.RiemannianAdam(groups, lr=hyper_lr),
         torch.optim.Adam(eucl, lr=lr),
     ]
 
@@ -163,26 +180,34 @@ def optimisation_step(
     labels: torch.Tensor | None,
     targets: torch.Tensor,
     target_mask: torch.Tensor | None = None,
+    *,
+    loss_scale: float = 1.0,
+    ctx: DistContext | None = None,
 ) -> torch.Tensor:
     """One step of Eq. (7): forward, backward, Riemannian Adam + Adam updates; returns the loss.
 
     A step whose loss or gradients are not finite changes nothing (the batch is skipped) and
-    returns the non-finite loss, so the caller can count it.
+    returns a NaN loss, so the caller can count it. Under DDP (``ctx``) the decision is the
+    same on every rank, ``model`` is the DDP wrapper, ``loss_scale`` makes DDP's gradient
+    average equal the global batch's gradient, and the returned loss is the global batch's.
     """
+    ctx = ctx or DistContext()
     _, loss = model(tokens, mask, labels, targets, target_mask)
     for opt in optimizers:
         opt.zero_grad(set_to_none=True)
-    if not torch.isfinite(loss):
-        return loss.detach()
-    loss.backward()
+    nan = torch.full_like(loss.detach(), float("nan"))
+    if not ctx.all_true(bool(torch.isfinite(loss)), loss.device):
+        return nan
+    scaled = loss * loss_scale
+    scaled.backward()
     grads = [p.grad for p in model.parameters() if p.grad is not None]
-    if not all(bool(torch.isfinite(g).all()) for g in grads):
+    if not ctx.all_true(all(bool(torch.isfinite(g).all()) for g in grads), loss.device):
         for opt in optimizers:
             opt.zero_grad(set_to_none=True)
-        return torch.full_like(loss.detach(), float("nan"))
+        return nan
     for opt in optimizers:
         opt.step()
-    return loss.detach()
+    return ctx.sum(scaled.detach()) / ctx.world_size
 
 
 def evaluate_split(
@@ -245,10 +270,28 @@ def train(
             raise HyperIMError(f"{run_dir}: already holds a run; use --resume or another --out")
         data_dir = Path(data_dir) if data_dir else bundled_dataset_path()
     cfg = (cfg or TrainConfig()).updated(epochs=epochs).validate()
+    ctx, device_name = init_distributed(cfg.device)
+    try:
+        ctx.barrier()  # every rank has checked run_dir before rank 0 writes into it
+        return _train(data_dir, run_dir, cfg, resume, progress, ctx, device_name)
+    finally:
+        shutdown_distributed(ctx)
+
+
+def _train(
+    data_dir: Path,
+    run_dir: Path,
+    cfg: TrainConfig,
+    resume: bool,
+    progress: bool | None,
+    ctx: DistContext,
+    device_name: str,
+) -> dict[str, Any]:
+    ckpt_path = run_dir / "checkpoint.pt"
     torch.manual_seed(cfg.seed)
     run_dir.mkdir(parents=True, exist_ok=True)
     prep = prepare(data_dir, cfg, run_dir if resume else None)
-    if not resume:
+    if not resume and ctx.is_main:
         prep.vocab.save(run_dir / "vocab.json")
         prep.labels.save(run_dir / "labels.json")
         atomic_write_text(
@@ -256,14 +299,19 @@ def train(
             json.dumps({"config": cfg.to_dict(), "data": str(Path(data_dir).resolve())}, indent=2)
             + "\n",
         )
-    device = resolve_device(cfg.device)
+    device = resolve_device(device_name)
     mean_positives = float(np.mean([len(x) for x in prep.train.labels]))
     offset = sampling_logit_offset(cfg.negatives, len(prep.labels), mean_positives)
     model = build_model(cfg, len(prep.vocab), len(prep.labels), offset)
     if model.label_bias is not None:  # start from the label priors (what frequency ranking knows)
         init_label_bias(model, prep.train.labels, offset)
     model.to(device)
-    optimizers = make_optimizers(model, cfg.lr, cfg.hyper_lr)
+    net: torch.nn.Module = model
+    if ctx.enabled:
+        net = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None
+        )
+    optimizers = make_optimizers(model, cfg.lr, cfg.hyper_lr, cfg.word_lr)
     gen = torch.Generator().manual_seed(cfg.seed)
     state = {
         "epoch": 0,
@@ -285,9 +333,12 @@ def train(
             opt.load_state_dict(sd)
         gen.set_state(ck["generator"].cpu())
         state = ck["state"]
-        console.print(f"resuming {run_dir} at epoch {state['epoch'] + 1}, step {state['step']}")
+        if ctx.is_main:
+            console.print(f"resuming {run_dir} at epoch {state['epoch'] + 1}, step {state['step']}")
 
     def checkpoint() -> None:
+        if not ctx.is_main:
+            return
         payload = {
             "model": model.state_dict(),
             "optimizers": [o.state_dict() for o in optimizers],
@@ -299,14 +350,15 @@ def train(
     meta = {"data": str(Path(data_dir).resolve()), "train_config": cfg.to_dict()}
     n_labels = len(prep.labels)
     lengths = prep.train.lengths
-    show = sys.stderr.isatty() if progress is None else progress
+    say = console.print if ctx.is_main else (lambda *args, **kwargs: None)
+    show = (sys.stderr.isatty() if progress is None else progress) and ctx.is_main
     model.train()
     while not state["done"] and state["epoch"] < cfg.epochs:
         epoch = state["epoch"]
         batches = epoch_batches(lengths, cfg.batch_size, cfg.seed, epoch)
         if cfg.max_steps_per_epoch:
             batches = batches[: cfg.max_steps_per_epoch]
-        t0, docs = time.time(), 0
+        t0, docs, own_docs = time.time(), 0, 0
         with _progress(not show) as bar:
             task = bar.add_task(
                 f"epoch {epoch + 1}/{cfg.epochs}",
@@ -317,15 +369,27 @@ def train(
             )
             for step in range(state["step"], len(batches)):
                 idx = batches[step]
-                tokens, mask = pad_tokens([prep.train.tokens[i] for i in idx])
+                if len(idx) < ctx.world_size:  # too small to share out: skipped by every rank
+                    state["step"] = step + 1
+                    continue
                 labels, targets, tmask = label_targets(
                     [prep.train.labels[i] for i in idx], n_labels, cfg.negatives, gen
                 )
+                rows = ctx.rows(len(idx))  # this rank's share of the global batch
+                tokens, mask = pad_tokens([prep.train.tokens[i] for i in idx[rows]])
                 labels, targets, tmask = (
-                    None if x is None else x.to(device) for x in (labels, targets, tmask)
+                    None if x is None else x[rows].to(device) for x in (labels, targets, tmask)
                 )
                 loss = optimisation_step(
-                    model, optimizers, tokens.to(device), mask.to(device), labels, targets, tmask
+                    net,
+                    optimizers,
+                    tokens.to(device),
+                    mask.to(device),
+                    labels,
+                    targets,
+                    tmask,
+                    loss_scale=len(tokens) * ctx.world_size / len(idx),
+                    ctx=ctx,
                 )
                 if not torch.isfinite(loss):  # skipped, parameters untouched
                     state["bad_steps"] += 1
@@ -339,7 +403,8 @@ def train(
                     state["step"] = step + 1
                     continue
                 state["bad_steps"] = 0
-                docs += len(idx)
+                docs += len(idx)  # the global batch: documents/s of the whole job
+                own_docs += len(tokens)
                 state["step"] = step + 1
                 state["loss_sum"] += loss.item()
                 state["loss_n"] += 1
@@ -351,21 +416,28 @@ def train(
                 )
                 if cfg.checkpoint_every and state["step"] % cfg.checkpoint_every == 0:
                     checkpoint()
-        metrics = evaluate_split(
-            model, prep.vocab, prep.labels, prep.valid, cfg.threshold, cfg.eval_batch_size
-        )
-        record = {
-            "epoch": epoch + 1,
-            "train_loss": state["loss_sum"] / max(1, state["loss_n"]),
-            "seconds": round(time.time() - t0, 2),
-            "skipped_steps": state["skipped_steps"],
-            "valid": metrics,
-        }
+        record = None
+        if ctx.is_main:  # rank 0 evaluates; every rank takes its record (same early stopping)
+            metrics = evaluate_split(
+                model, prep.vocab, prep.labels, prep.valid, cfg.threshold, cfg.eval_batch_size
+            )
+            record = {
+                "epoch": epoch + 1,
+                "train_loss": state["loss_sum"] / max(1, state["loss_n"]),
+                "seconds": round(time.time() - t0, 2),
+                "skipped_steps": state["skipped_steps"],
+                "processes": ctx.world_size,
+                "documents": own_docs,  # trained on by this process (rank 0) in this epoch
+                "valid": metrics,
+            }
+        record = ctx.broadcast(record)
+        metrics = record["valid"]
         state["history"].append(record)
         score = metrics[cfg.metric]
         improved = state["best"] is None or score > state["best"]
         if improved:
             state.update(best=score, best_epoch=epoch + 1, bad_epochs=0)
+        if improved and ctx.is_main:
             HyperIM(
                 model,
                 prep.vocab,
@@ -374,20 +446,21 @@ def train(
                 {**meta, "epoch": epoch + 1, "valid": metrics},
             ).save_pretrained(run_dir / "model")
             model.train()
-        else:
+        if not improved:
             state["bad_epochs"] += 1
-        console.print(
+        say(
             f"epoch {epoch + 1}: loss {record['train_loss']:.4f}, valid "
             + ", ".join(f"{k} {v:.2f}" for k, v in metrics.items())
             + f" ({record['seconds']:.0f}s){' *' if improved else ''}"
         )
         state.update(epoch=epoch + 1, step=0, loss_sum=0.0, loss_n=0, skipped_steps=0)
         if state["bad_epochs"] >= cfg.patience:
-            console.print(f"early stopping: no {cfg.metric} gain in {cfg.patience} epochs")
+            say(f"early stopping: no {cfg.metric} gain in {cfg.patience} epochs")
             state["done"] = True
-        atomic_write_text(
-            run_dir / "log.jsonl", "".join(json.dumps(r) + "\n" for r in state["history"])
-        )
+        if ctx.is_main:
+            atomic_write_text(
+                run_dir / "log.jsonl", "".join(json.dumps(r) + "\n" for r in state["history"])
+            )
         checkpoint()
     summary = {
         "best_epoch": state["best_epoch"],
