@@ -111,6 +111,17 @@ def test_train_evaluate_predict(data: Path, tmp_path: Path) -> None:
     inp.write_text("kitten meow\nsaw blade\n")
     p = run("predict", "--model", str(out), "--input", str(inp), "--json")
     assert p.returncode == 0 and len(p.stdout.strip().splitlines()) == 2, p.stderr
+    # streaming batch prediction into a file, evaluated later without the model
+    preds = tmp_path / "preds.jsonl"
+    p = run("predict", "--model", str(out), "--input", str(data / "test.jsonl"),
+            "--output", str(preds), "-k", "5")  # fmt: skip
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout)["documents"] == 5 and len(preds.read_text().splitlines()) == 5
+    p = run("evaluate", "--predictions", str(preds), "--data", str(data), "--json")
+    assert p.returncode == 0, p.stderr
+    from_file = json.loads(p.stdout)
+    assert all(abs(from_file[k] - metrics[k]) < 1e-6 for k in from_file)
+    one_line_error(run("evaluate"), "--model DIR or --predictions FILE")
     one_line_error(run("predict", "--model", str(tmp_path / "nope"), "x"), "nope")
     one_line_error(run("train", "--data", str(data), "--out", str(out)), "already holds a run")
 
@@ -137,3 +148,22 @@ def test_rcv1_format_loads(tmp_path: Path) -> None:
         "5",
     )
     assert p.returncode == 0, p.stderr
+
+
+def test_data_synthetic(tmp_path: Path) -> None:
+    out = tmp_path / "syn"
+    p = run("data", "synthetic", "--out", str(out), "--preset", "rcv1", "--docs", "300")
+    assert p.returncode == 0, p.stderr
+    summary = json.loads(p.stdout)
+    assert summary["labels"] == 103 and summary["splits"]["train"] == 240
+    from hyperim.data import load_dataset
+
+    ds = load_dataset(out)
+    assert len(ds.train) == 240 and ds.hierarchy is not None
+    one_line_error(run("data", "synthetic", "--out", str(out), "--preset", "nope"), "--preset")
+
+
+def test_unknown_flag_is_a_usage_error_not_a_traceback() -> None:
+    p = run("train", "--bogus")
+    assert p.returncode == 2 and "Traceback" not in p.stderr
+    assert "No such option: --bogus" in p.stderr

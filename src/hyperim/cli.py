@@ -18,6 +18,12 @@ app = typer.Typer(
 )
 baseline_app = typer.Typer(no_args_is_help=True, help="Baselines evaluated by the same code.")
 app.add_typer(baseline_app, name="baseline")
+data_app = typer.Typer(no_args_is_help=True, help="Datasets: generate synthetic ones.")
+app.add_typer(data_app, name="data")
+pretrain_app = typer.Typer(
+    no_args_is_help=True, help="Pre-train embeddings: label hierarchy (Eq. 2), words (Eq. 3, 4)."
+)
+app.add_typer(pretrain_app, name="pretrain")
 
 DeviceOpt = Annotated[str, typer.Option(help="auto | cpu | cuda | cuda:N")]
 DataOpt = Annotated[
@@ -57,6 +63,14 @@ def train(
     negatives: Annotated[
         Optional[int], typer.Option(help="Sampled negatives per document (Eq. 7); 0 = all labels.")
     ] = None,
+    label_init: Annotated[
+        Optional[str],
+        typer.Option(help="random | hierarchy (Eq. 2) | an embedding file."),
+    ] = None,
+    word_init: Annotated[
+        Optional[str],
+        typer.Option(help="random | glove (Eq. 3) | glove+wordnet (Eq. 3+4) | an embedding file."),
+    ] = None,
     max_len: Annotated[Optional[int], typer.Option()] = None,
     n_balls: Annotated[Optional[int], typer.Option()] = None,
     ball_dim: Annotated[Optional[int], typer.Option()] = None,
@@ -83,6 +97,8 @@ def train(
             lr=lr,
             hyper_lr=hyper_lr,
             word_lr=word_lr,
+            label_init=label_init,
+            word_init=word_init,
             negatives=negatives,
             max_len=max_len,
             n_balls=n_balls,
@@ -100,7 +116,13 @@ def train(
 
 @app.command()
 def evaluate(
-    model: Annotated[Path, typer.Option("--model", help="Run folder or saved model folder.")],
+    model: Annotated[
+        Optional[Path], typer.Option("--model", help="Run folder or saved model folder.")
+    ] = None,
+    predictions: Annotated[
+        Optional[Path],
+        typer.Option(help="A `predict --output` file: evaluate it, no model needed."),
+    ] = None,
     data: Annotated[
         Optional[Path], typer.Option(help="Dataset folder (default: the one it was trained on).")
     ] = None,
@@ -113,13 +135,24 @@ def evaluate(
     ] = None,
     device: DeviceOpt = "auto",
 ) -> None:
-    """Evaluate a trained model: P@1/3/5, nDCG@3/5 (Eq. 8), micro/macro-F1."""
+    """Evaluate a trained model: P@1/3/5, nDCG@3/5 (Eq. 8), micro/macro-F1; or, with
+    --predictions, a saved predictions file (ranking metrics only)."""
     from hyperim.api import HyperIM
     from hyperim.data import bundled_dataset_path, load_dataset
     from hyperim.metrics import evaluate_scores
 
     if split not in ("train", "valid", "test"):
         raise HyperIMError(f"--split must be train, valid or test, not {split!r}")
+    if (model is None) == (predictions is None):
+        raise HyperIMError("give either --model DIR or --predictions FILE")
+    if predictions is not None:
+        from hyperim.data.reader import find_dataset_files
+        from hyperim.inference import evaluate_predictions
+
+        files = find_dataset_files(data or bundled_dataset_path())
+        gold = {"train": files.train, "valid": files.valid, "test": files.test}[split]
+        _echo_metrics("predictions", evaluate_predictions(predictions, gold), as_json)
+        return
     m = HyperIM.from_pretrained(model, device=device)
     data_dir = data or Path(m.meta.get("data") or bundled_dataset_path())
     ds = load_dataset(data_dir)
@@ -140,7 +173,15 @@ def predict(
             "--input", help='JSONL ({"text"} or {"token"}) or plain text, one document per line.'
         ),
     ] = None,
+    output: Annotated[
+        Optional[Path],
+        typer.Option(
+            help="Stream --input into this JSON Lines file (constant memory, progress bar)."
+        ),
+    ] = None,
     k: Annotated[int, typer.Option("-k", help="Labels per document.")] = 5,
+    evidence: Annotated[int, typer.Option(help="Evidence words per label (with --output).")] = 0,
+    batch_size: Annotated[int, typer.Option()] = 64,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per document.")] = False,
     device: DeviceOpt = "auto",
 ) -> None:
@@ -149,7 +190,17 @@ def predict(
 
     if (text is None) == (input_file is None):
         raise HyperIMError("give either TEXT or --input FILE")
+    if output is not None and input_file is None:
+        raise HyperIMError("--output needs --input FILE")
     m = HyperIM.from_pretrained(model, device=device)
+    if output is not None:
+        from hyperim.inference import predict_file
+
+        summary = predict_file(
+            m, input_file, output, k=k, batch_size=batch_size, evidence=evidence, progress=True
+        )
+        typer.echo(json.dumps(summary, default=str))
+        return
     texts = [text] if text is not None else _read_inputs(input_file)
     for t, preds in zip(texts, m.predict(texts, k=k), strict=True):
         if as_json:
@@ -181,6 +232,186 @@ def _read_inputs(path: Path) -> list:
         raise DataError(path, None, "file not found") from None
     except UnicodeDecodeError as e:
         raise DataError(path, None, f"not UTF-8 ({e.reason})") from None
+
+
+class _EpochBar:
+    """A rich progress bar over epochs, fed by the pre-training progress callbacks."""
+
+    def __init__(self, what: str, total: int) -> None:
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+        self.progress = Progress(
+            TextColumn(f"[bold]{what}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("loss {task.fields[loss]:.4f}"),
+            console=Console(stderr=True),
+            transient=True,
+            disable=not sys.stderr.isatty(),
+        )
+        self.task = self.progress.add_task(what, total=total, loss=float("nan"))
+
+    def __enter__(self) -> _EpochBar:
+        self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.__exit__(*exc)
+
+    def update(self, epoch: int, loss: float) -> None:
+        self.progress.update(self.task, completed=epoch, loss=loss)
+
+
+@data_app.command("synthetic")
+def data_synthetic(
+    out: Annotated[Path, typer.Option(help="Dataset folder to write.")],
+    preset: Annotated[
+        Optional[str], typer.Option(help="rcv1 | wikilshtc: the paper's corpus shapes.")
+    ] = None,
+    labels: Annotated[Optional[int], typer.Option(help="Number of labels.")] = None,
+    docs: Annotated[Optional[int], typer.Option(help="Documents over all three splits.")] = None,
+    depth: Annotated[Optional[int], typer.Option(help="Levels of the label tree.")] = None,
+    vocab_size: Annotated[Optional[int], typer.Option()] = None,
+    doc_length: Annotated[Optional[float], typer.Option(help="Mean words per document.")] = None,
+    labels_per_doc: Annotated[
+        Optional[float], typer.Option(help="Mean leaf labels per document.")
+    ] = None,
+    seed: Annotated[Optional[int], typer.Option()] = None,
+    gz: Annotated[bool, typer.Option("--gz", help="Write .jsonl.gz files.")] = False,
+) -> None:
+    """Write a synthetic hierarchical multi-label dataset (train/valid/test + hierarchy.tsv)."""
+    from hyperim.data.synthetic import PRESETS, SyntheticConfig, generate_synthetic
+
+    if preset is not None and preset not in PRESETS:
+        raise HyperIMError(f"--preset must be one of {', '.join(PRESETS)}, not {preset!r}")
+    base = PRESETS[preset] if preset else SyntheticConfig()
+    cfg = base.updated(
+        labels=labels,
+        docs=docs,
+        depth=depth,
+        vocab_size=vocab_size,
+        doc_length=doc_length,
+        labels_per_doc=labels_per_doc,
+        seed=seed,
+        gz=gz or None,
+    ).validate()
+    summary = generate_synthetic(out, cfg, progress=True)
+    typer.echo(json.dumps(summary, default=str))
+
+
+@pretrain_app.command("labels")
+def pretrain_labels(
+    hierarchy: Annotated[
+        Path, typer.Option(help="Hierarchy file: parent<TAB>child... lines (Root = top level).")
+    ],
+    out: Annotated[Path, typer.Option(help="Output embedding file (word2vec text format).")],
+    dim: Annotated[int, typer.Option(help="Total dimension (n_balls x ball_dim).")] = 10,
+    n_balls: Annotated[int, typer.Option(help="Number of balls (the model uses 75 of 2D).")] = 1,
+    epochs: Annotated[int, typer.Option()] = 50,
+    negatives: Annotated[int, typer.Option(help="Negatives sampled per pair.")] = 10,
+    lr: Annotated[Optional[float], typer.Option(help="Learning rate (default 0.3).")] = None,
+    aggregate: Annotated[str, typer.Option(help="sum | riemannian (products of balls)")] = "sum",
+    direct: Annotated[
+        bool, typer.Option("--direct", help="Train on direct edges, not the transitive closure.")
+    ] = False,
+    seed: Annotated[int, typer.Option()] = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Embed a label hierarchy in the Poincaré ball (Eq. 2) and report its reconstruction."""
+    from hyperim.data.hierarchy import read_hierarchy
+    from hyperim.pretrain.hierarchy import (
+        HierarchyEmbeddingConfig,
+        reconstruction_metrics,
+        train_hierarchy_embedding,
+    )
+    from hyperim.pretrain.io import save_embeddings
+
+    h = read_hierarchy(hierarchy)
+    if not h.edges:
+        raise HyperIMError(f"{hierarchy}: no parent-child edges to embed")
+    options = dict(
+        dim=dim,
+        n_balls=n_balls,
+        epochs=epochs,
+        negatives=negatives,
+        aggregate=aggregate,
+        closure=not direct,
+        seed=seed,
+    )
+    if lr is not None:
+        options["lr"] = lr
+    cfg = HierarchyEmbeddingConfig(**options)  # type: ignore[arg-type]
+    with _EpochBar("embedding labels", epochs) as bar:
+        names, points, stats = train_hierarchy_embedding(
+            h.edges, cfg, progress=lambda e, _n, loss: bar.update(e, loss)
+        )
+    quality = reconstruction_metrics(names, points, h.transitive_closure(), cfg.aggregate)
+    save_embeddings(out, names, points, cfg.aggregate)
+    result = {
+        "mean_rank": quality["mean_rank"],
+        "map": quality["map"],
+        "nodes": stats["n_nodes"],
+        "closure_pairs": stats["n_closure_pairs"],
+        "epochs": epochs,
+        "seconds": round(stats["seconds"], 2),
+        "loss": stats["losses"][-1] if stats["losses"] else None,
+        "out": str(out),
+    }
+    if as_json:
+        typer.echo(json.dumps(result))
+    else:
+        typer.echo(
+            f"{stats['n_nodes']} labels, {stats['n_closure_pairs']} closure pairs: "
+            f"mean rank {quality['mean_rank']:.2f}, MAP {quality['map']:.3f} "
+            f"({stats['seconds']:.1f}s) -> {out}"
+        )
+
+
+@pretrain_app.command("words")
+def pretrain_words(
+    out: Annotated[Path, typer.Option(help="Output embedding file (word2vec text format).")],
+    data: DataOpt = None,
+    wordnet: Annotated[
+        bool, typer.Option("--wordnet/--no-wordnet", help="Refine with WordNet hypernyms (Eq. 4).")
+    ] = True,
+    wordnet_dir: Annotated[
+        Optional[Path], typer.Option(help="WordNet 3.0 folder (default /usr/share/wordnet).")
+    ] = None,
+    n_balls: Annotated[int, typer.Option()] = 75,
+    ball_dim: Annotated[int, typer.Option()] = 2,
+    aggregate: Annotated[str, typer.Option(help="sum | riemannian")] = "riemannian",
+    epochs: Annotated[Optional[int], typer.Option(help="GloVe epochs.")] = None,
+    min_count: Annotated[int, typer.Option()] = 2,
+    max_vocab: Annotated[int, typer.Option()] = 50_000,
+    seed: Annotated[int, typer.Option()] = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Poincaré GloVe word embeddings (Eq. 3) of a dataset's training split, refined with
+    WordNet hypernyms (Eq. 4); the vocabulary is the one `hyperim train` builds."""
+    from hyperim.data import Vocabulary, bundled_dataset_path, load_dataset
+    from hyperim.pretrain.init import pretrain_words as run
+    from hyperim.pretrain.io import save_embeddings
+
+    ds = load_dataset(data or bundled_dataset_path())
+    vocab = Vocabulary.build((d.tokens for d in ds.train), min_count, max_vocab)
+    points, stats = run(
+        [d.tokens for d in ds.train],
+        vocab,
+        n_balls=n_balls,
+        ball_dim=ball_dim,
+        aggregate=aggregate,
+        seed=seed,
+        wordnet=wordnet,
+        wordnet_dir=wordnet_dir,
+        epochs=epochs,
+        log=lambda m: typer.echo(m, err=True),
+    )
+    save_embeddings(out, vocab.tokens, points, aggregate)
+    if as_json:
+        typer.echo(json.dumps({"words": len(vocab), "out": str(out), **stats}, default=str))
+    else:
+        typer.echo(f"{len(vocab)} words -> {out}")
 
 
 @baseline_app.command("tfidf")
@@ -245,13 +476,13 @@ def main() -> None:
         sys.exit(130)
     except typer.Exit as e:
         sys.exit(e.exit_code)
-    except Exception as e:  # click usage errors (bad flag, missing option)
-        import click
-
-        if isinstance(e, click.ClickException):
-            e.show()
-            sys.exit(2)
-        raise
+    except typer.TyperException as e:  # usage errors (bad flag, missing option)
+        show = getattr(e, "show", None)
+        if show is not None:
+            show()
+        else:
+            typer.echo(f"hyperim: error: {e}", err=True)
+        sys.exit(2)
 
 
 if __name__ == "__main__":

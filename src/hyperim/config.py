@@ -23,10 +23,15 @@ class TrainConfig:
     ball_dim: int = 2
     phi: str = "identity"
     head_activation: str = "relu"
+    gru_init: str = "uniform"  # "uniform" (PyTorch's GRU init) or "orthogonal"
     label_bias: bool = False  # per-label bias on Eq. (6) at the label prior (extension; off)
     aggregate: str = "riemannian"  # measured better than "sum" (BENCHMARKS.md)
     word_init_scale: float = 0.1  # measured: 0.05, 0.1, 0.3 and 0.01 (BENCHMARKS.md)
     label_init_scale: float = 0.1
+    # where embeddings start (hyperim.pretrain.init): a name or an embedding file
+    label_init: str = "random"  # random | hierarchy (Eq. 2) | FILE
+    word_init: str = "random"  # random | glove (Eq. 3) | glove+wordnet (Eq. 3 + 4) | FILE
+    wordnet_dir: str | None = None  # WordNet 3.0 database folder; None = /usr/share/wordnet
     # data
     max_len: int = 256
     min_count: int = 2
@@ -79,6 +84,7 @@ class TrainConfig:
             (self.negatives >= 0, "negatives must be >= 0"),
             (self.dtype in ("float32", "float64"), "dtype must be float32 or float64"),
             (self.aggregate in ("sum", "riemannian"), "aggregate must be sum or riemannian"),
+            (self.gru_init in ("uniform", "orthogonal"), "gru_init must be uniform or orthogonal"),
             (0 < self.threshold < 1, "threshold must be in (0, 1)"),
             (
                 self.metric in ("P@1", "P@3", "P@5", "nDCG@3", "nDCG@5", "micro_f1", "macro_f1"),
@@ -88,6 +94,10 @@ class TrainConfig:
         for ok, message in checks:
             if not ok:
                 raise HyperIMError(f"invalid option: {message}")
+        from hyperim.pretrain.init import check_init
+
+        check_init("label", self.label_init)
+        check_init("word", self.word_init)
         return self
 
     def save_json(self, path: Path) -> None:

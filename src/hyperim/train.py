@@ -123,6 +123,46 @@ def init_label_bias(model: HyperIMModel, label_lists: list[np.ndarray], offset: 
     model.label_bias.copy_(bias.to(model.label_bias))
 
 
+def load_pretrained(
+    model: HyperIMModel, cfg: TrainConfig, prep: Prepared, run_dir: Path, quiet: bool = False
+) -> None:
+    """Start Θ^L and Θ^E from ``cfg.label_init`` / ``cfg.word_init`` (H-hier), pre-training
+    into ``run_dir/pretrained`` when no cached table is there yet."""
+    from hyperim.pretrain.init import label_points, word_points
+
+    def log(message: str) -> None:
+        if not quiet:
+            console.print(message)
+
+    shape = dict(
+        n_balls=cfg.n_balls,
+        ball_dim=cfg.ball_dim,
+        aggregate=cfg.aggregate,
+        seed=cfg.seed,
+        cache=run_dir / "pretrained",
+        log=log,
+    )
+    found = label_points(cfg.label_init, prep.dataset.hierarchy, prep.labels.labels, **shape)
+    if found is not None:
+        _copy_rows(model.labels, *found)
+    found = word_points(
+        cfg.word_init,
+        [d.tokens for d in prep.dataset.train],
+        prep.vocab,
+        wordnet_dir=cfg.wordnet_dir,
+        **shape,
+    )
+    if found is not None:
+        _copy_rows(model.words, *found)
+
+
+@torch.no_grad()
+def _copy_rows(embedding: torch.nn.Module, table: torch.Tensor, found: torch.Tensor) -> None:
+    weight = embedding.weight.detach().clone()
+    weight[found] = table[found].to(weight)
+    embedding.load_points(weight)
+
+
 def build_model(
     cfg: TrainConfig, vocab_size: int, n_labels: int, logit_offset: float = 0.0
 ) -> HyperIMModel:
@@ -133,6 +173,7 @@ def build_model(
         n_balls=cfg.n_balls,
         ball_dim=cfg.ball_dim,
         phi=cfg.phi,
+        gru_init=cfg.gru_init,
         head_activation=cfg.head_activation,
         aggregate=cfg.aggregate,
         word_init_scale=cfg.word_init_scale,
@@ -305,6 +346,12 @@ def _train(
     model = build_model(cfg, len(prep.vocab), len(prep.labels), offset)
     if model.label_bias is not None:  # start from the label priors (what frequency ranking knows)
         init_label_bias(model, prep.train.labels, offset)
+    if not (resume and ckpt_path.exists()):
+        if ctx.is_main:  # rank 0 pre-trains into the cache; the others then read it
+            load_pretrained(model, cfg, prep, run_dir)
+        ctx.barrier()
+        if not ctx.is_main:
+            load_pretrained(model, cfg, prep, run_dir, quiet=True)
     model.to(device)
     net: torch.nn.Module = model
     if ctx.enabled:

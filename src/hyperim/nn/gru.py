@@ -23,7 +23,7 @@ import geoopt
 import torch
 from torch import nn
 
-from hyperim.geometry import PoincareBall, expmap0, logmap0, mobius_add
+from hyperim.geometry import PoincareBall, expmap0, logmap0, mobius_add, project
 from hyperim.geometry.pairwise import KERNELS
 
 #: Pointwise non-linearities available as ϕ (applied as its Möbius version exp0∘ϕ∘log0).
@@ -48,17 +48,20 @@ def _cell(
     """One step of Eq. (5): ``θ^w_{t-1} (B, n, d) -> θ^w_t``, given ``U ⊗ θ^e_t`` of the gates."""
     b, n, d = h.shape
     lh = logmap0(h).reshape(b, n * d)  # (B, k)
-    w = expmap0((lh @ w_rz.T).view(b, 2 * n, d))  # [W^r; W^z] ⊗ θ^w_{t-1}
+    # Every Möbius result is projected back into the ball (paper §"Numerical Errors"): in
+    # floating point, ⊕ and exp0 of far-out points can land on or beyond the boundary, after
+    # which the next ⊕ divides by ~0 and the state explodes.
+    w = project(expmap0((lh @ w_rz.T).view(b, 2 * n, d)))  # [W^r; W^z] ⊗ θ^w_{t-1}
     # r_t and z_t side by side as 2n balls: σ(log0(W ⊗ h ⊕ U ⊗ e ⊕ b))
-    rz = torch.sigmoid(logmap0(mobius_add(mobius_add(w, u_rz), b_rz)))  # (B, 2n, d)
-    r, z = rz[:, :n], rz[:, n:]
-    w_gh = expmap0(((r.reshape(b, n * d) * lh) @ w_g.T).view(b, n, d))  # (W^g diag r_t) ⊗ h
-    cand = mobius_add(mobius_add(w_gh, u_g), b_g)  # θ̃^w_t before ϕ
+    rz = torch.sigmoid(logmap0(project(mobius_add(project(mobius_add(w, u_rz)), b_rz))))
+    r, z = rz[:, :n], rz[:, n:]  # (B, n, d) each
+    w_gh = project(expmap0(((r.reshape(b, n * d) * lh) @ w_g.T).view(b, n, d)))  # (W^g diag r) ⊗ h
+    cand = project(mobius_add(project(mobius_add(w_gh, u_g)), b_g))  # θ̃^w_t before ϕ
     fn = PHI[phi]
     if fn is not None:
-        cand = expmap0(fn(logmap0(cand)))
-    step = expmap0(z * logmap0(mobius_add(-h, cand)))  # diag(z_t) ⊗ (-θ^w_{t-1} ⊕ θ̃^w_t)
-    return mobius_add(h, step)
+        cand = project(expmap0(fn(logmap0(cand))))
+    step = project(expmap0(z * logmap0(project(mobius_add(-h, cand)))))  # diag(z) ⊗ (-h ⊕ θ̃)
+    return project(mobius_add(h, step))
 
 
 class HyperbolicGRU(nn.Module):
@@ -69,11 +72,15 @@ class HyperbolicGRU(nn.Module):
     padding position; ``mask`` is accepted for symmetry and zeroes nothing here.
     """
 
-    def __init__(self, n_balls: int, ball_dim: int, phi: str = "identity") -> None:
+    def __init__(
+        self, n_balls: int, ball_dim: int, phi: str = "identity", init: str = "uniform"
+    ) -> None:
         super().__init__()
         if phi not in PHI:
             raise ValueError(f"unknown phi {phi!r}; choose from {sorted(PHI)}")
-        self.n_balls, self.ball_dim, self.phi = n_balls, ball_dim, phi
+        if init not in ("uniform", "orthogonal"):
+            raise ValueError(f"unknown GRU init {init!r}; choose uniform or orthogonal")
+        self.n_balls, self.ball_dim, self.phi, self.init = n_balls, ball_dim, phi, init
         k = n_balls * ball_dim
         self.w_rz = nn.Parameter(torch.empty(2 * k, k))  # [W^r; W^z]
         self.w_g = nn.Parameter(torch.empty(k, k))  # W^g
@@ -85,10 +92,17 @@ class HyperbolicGRU(nn.Module):
 
     @torch.no_grad()
     def reset_parameters(self) -> None:
-        """PyTorch's GRU initialisation: uniform in ±1/√k; biases at the origin."""
-        bound = 1 / math.sqrt(self.n_balls * self.ball_dim)
+        """``uniform``: PyTorch's GRU initialisation, uniform in ±1/√k. ``orthogonal``: each
+        k×k block of W and U orthogonal, so that ``M ⊗ x`` keeps ``‖log0 x‖`` at the start
+        (the uniform one shrinks it about 0.6 times per product, pulling encoded words towards
+        the origin where every label is at the same distance). Biases start at the origin."""
+        k = self.n_balls * self.ball_dim
         for w in (self.w_rz, self.w_g, self.u):
-            w.uniform_(-bound, bound)
+            if self.init == "orthogonal":
+                for block in w.split(k, dim=0):
+                    nn.init.orthogonal_(block)
+            else:
+                w.uniform_(-1 / math.sqrt(k), 1 / math.sqrt(k))
         self.bias.zero_()
 
     def forward(self, e: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
@@ -96,7 +110,7 @@ class HyperbolicGRU(nn.Module):
         k = n * d
         b_rz, b_g = self.bias[:2].reshape(2 * n, d), self.bias[2]  # (2n, d), (n, d)
         # U ⊗ θ^e_t for all t and all three gates at once: exp0(U log0 θ^e)
-        ue = expmap0((logmap0(e).reshape(b, t, k) @ self.u.T).view(b, t, 3 * n, d))  # (B, T, 3n, d)
+        ue = project(expmap0((logmap0(e).reshape(b, t, k) @ self.u.T).view(b, t, 3 * n, d)))
         u_rz, u_g = ue[:, :, : 2 * n], ue[:, :, 2 * n :]  # (B, T, 2n, d), (B, T, n, d)
         h = e.new_zeros(b, n, d)  # θ^w_0 = 0
         out = []
