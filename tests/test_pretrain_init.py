@@ -120,3 +120,17 @@ def test_glove_and_wordnet_word_init(tiny_dataset: Path, tmp_path: Path) -> None
     after = model.words.weight.detach()
     assert (after[2:] != before[2:]).flatten(1).any(1).all()  # every real word moved
     assert bool((after.norm(dim=-1) < 1).all())
+
+
+def test_auto_label_init_follows_the_dataset(tiny_dataset: Path, tmp_path: Path) -> None:
+    cfg, prep, model = model_and_prep(tiny_dataset, label_init="auto")
+    load_pretrained(model, cfg, prep, tmp_path / "a")
+    assert (tmp_path / "a" / "pretrained" / "labels.hierarchy.txt").exists()
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    for split in ("train", "valid", "test"):
+        (flat / f"{split}.jsonl").write_text('{"text": "a b", "labels": ["x"]}\n')
+    cfg, prep, model = model_and_prep(flat, label_init="auto")
+    before = model.labels.weight.detach().clone()
+    load_pretrained(model, cfg, prep, tmp_path / "b")  # no hierarchy: random, no error
+    assert torch.equal(model.labels.weight.detach(), before)

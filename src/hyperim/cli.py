@@ -65,7 +65,7 @@ def train(
     ] = None,
     label_init: Annotated[
         Optional[str],
-        typer.Option(help="random | hierarchy (Eq. 2) | an embedding file."),
+        typer.Option(help="auto | random | hierarchy (Eq. 2) | an embedding file."),
     ] = None,
     word_init: Annotated[
         Optional[str],

@@ -1,8 +1,9 @@
 """Where HyperIM's embeddings start: the paper's H-hier set-up, wired into training.
 
 ``--label-init``
-    ``random`` (H-rand), ``hierarchy`` (Eq. 2 on the dataset's label hierarchy, H-hier), or the
-    path of an embedding file (word2vec text format, see :mod:`hyperim.pretrain.io`).
+    ``random`` (H-rand), ``hierarchy`` (Eq. 2 on the dataset's label hierarchy, H-hier),
+    ``auto`` (``hierarchy`` when the dataset has one, else ``random``), or the path of an
+    embedding file (word2vec text format, see :mod:`hyperim.pretrain.io`).
 ``--word-init``
     ``random``, ``glove`` (Poincaré GloVe, Eq. 3, on the training split), ``glove+wordnet``
     (GloVe refined with WordNet hypernym pairs, Eq. 4), or an embedding file.
@@ -30,7 +31,7 @@ from hyperim.data.vocab import Vocabulary
 from hyperim.errors import HyperIMError
 from hyperim.pretrain.io import load_embeddings, save_embeddings
 
-LABEL_INITS = ("random", "hierarchy")
+LABEL_INITS = ("auto", "random", "hierarchy")
 WORD_INITS = ("random", "glove", "glove+wordnet")
 
 Log = Callable[[str], None]
@@ -84,6 +85,8 @@ def label_points(
     log: Log = print,
 ) -> tuple[torch.Tensor, torch.Tensor] | None:
     """Initial label table for ``spec`` (``None`` for ``random``), and its found mask."""
+    if spec == "auto":
+        spec = "hierarchy" if hierarchy is not None and hierarchy.edges else "random"
     if spec == "random":
         return None
     if spec == "hierarchy":
