@@ -134,3 +134,22 @@ def test_auto_label_init_follows_the_dataset(tiny_dataset: Path, tmp_path: Path)
     before = model.labels.weight.detach().clone()
     load_pretrained(model, cfg, prep, tmp_path / "b")  # no hierarchy: random, no error
     assert torch.equal(model.labels.weight.detach(), before)
+
+
+def test_cli_pretrain_words(tiny_dataset: Path, tmp_path: Path) -> None:
+    from tests.test_wordnet import real_wordnet
+
+    real_wordnet()
+    out = tmp_path / "words.txt"
+    args = ["pretrain", "words", "--data", str(tiny_dataset), "--out", str(out)]
+    done = run_cli(*args, "--n-balls", "3", "--epochs", "3", "--min-count", "1", "--json")
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["wordnet"]["n_pairs"] >= 1 and result["glove"]["nnz"] > 0
+    names, points = load_embeddings(out)
+    assert names[:2] == ["<pad>", "<unk>"] and points.shape == (result["words"], 3, 2)
+    missing = run_cli(*args, "--wordnet-dir", str(tmp_path / "no-wordnet"))
+    assert missing.returncode == 2
+    assert len(missing.stderr.strip().splitlines()) == 1 and "WordNet directory not found" in (
+        missing.stderr
+    )

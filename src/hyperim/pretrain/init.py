@@ -195,6 +195,11 @@ def pretrain_words(
     from hyperim.pretrain.glove import GloveConfig, train_glove
 
     stats: dict[str, Any] = {}
+    wn = None
+    if wordnet:  # read WordNet first: a missing database fails before minutes of GloVe
+        from hyperim.data.wordnet import WordNet
+
+        wn = WordNet.load(wordnet_dir)
     if glove_cache is not None and glove_cache.exists():
         names, points = load_embeddings(glove_cache)
         points, _ = align(names, points, vocab.tokens, n_balls, ball_dim, str(glove_cache))
@@ -212,8 +217,7 @@ def pretrain_words(
         stats["glove"] = {"nnz": int(cooc.nnz), **gstats.to_dict()}
         if glove_cache is not None:
             _save(glove_cache, vocab.tokens, points, aggregate, {"glove": stats["glove"]})
-    if wordnet:
-        from hyperim.data.wordnet import WordNet
+    if wn is not None:
         from hyperim.pretrain.wordnet_refine import (
             RefineConfig,
             hypernym_pairs,
@@ -221,7 +225,6 @@ def pretrain_words(
             refine_embeddings,
         )
 
-        wn = WordNet.load(wordnet_dir)
         pairs = hypernym_pairs(vocab.tokens, wn)
         log(f"WordNet: {len(pairs):,} hypernym pairs among the vocabulary (Eq. 4)")
         rcfg = RefineConfig(aggregate=aggregate, seed=seed)
