@@ -289,6 +289,22 @@ def _warm_up(model, tokens, mask, label_chunk: int, per_doc: int = 0) -> None:
             model.head(model.interaction(theta, model.labels(ids), m))
 
 
+def _inference_row(
+    seqs: list, seconds: float, flops: float, n_batches: int, batch: int, max_len: int, labels: int
+) -> dict:
+    """The JSON fields of an inference case."""
+    return {
+        "docs": len(seqs),
+        "docs_per_s": len(seqs) / seconds,
+        "seconds_per_step": seconds / n_batches,
+        "peak_mib": _peak_mib(),
+        "flops_per_step": flops / n_batches,
+        "batch": batch,
+        "mean_tokens": sum(len(x) for x in seqs) / len(seqs),
+        "shape": {"batch": batch, "max_len": max_len, "labels": labels},
+    }
+
+
 def _timed_topk(model, seqs, batch: int, label_chunk_for, k: int = 5):
     """Top-k of every sequence with ``topk_labels``: (seconds, flops, ids per seq, batches)."""
     from hyperim.data.batching import pad_tokens
@@ -340,16 +356,7 @@ def child_debtags_inference(args) -> dict:
         return max(1, min(len(labels), NAIVE_INFERENCE_ELEMENTS // (b * t * N_BALLS * BALL_DIM)))
 
     seconds, flops, _, n_batches = _timed_topk(model, seqs, batch, chunk)
-    return {
-        "docs": len(seqs),
-        "docs_per_s": len(seqs) / seconds,
-        "seconds_per_step": seconds / n_batches,
-        "peak_mib": _peak_mib(),
-        "flops_per_step": flops / n_batches,
-        "batch": batch,
-        "mean_tokens": sum(len(x) for x in seqs) / len(seqs),
-        "shape": {"batch": batch, "max_len": cfg.max_len, "labels": len(labels)},
-    }
+    return _inference_row(seqs, seconds, flops, n_batches, batch, cfg.max_len, len(labels))
 
 
 def _wiki_paths(args) -> dict:
@@ -442,16 +449,7 @@ def child_wiki_inference(args) -> dict:
     net, seqs, _, _ = _load_wiki(args, args.wiki_docs)
     batch = 16 if args.quick else 64
     seconds, flops, _, n_batches = _timed_topk(net.model, seqs, batch, lambda _: LABEL_CHUNK)
-    return {
-        "docs": len(seqs),
-        "docs_per_s": len(seqs) / seconds,
-        "seconds_per_step": seconds / n_batches,
-        "peak_mib": _peak_mib(),
-        "flops_per_step": flops / n_batches,
-        "batch": batch,
-        "mean_tokens": sum(len(x) for x in seqs) / len(seqs),
-        "shape": {"batch": batch, "max_len": net.max_len, "labels": len(net.labels)},
-    }
+    return _inference_row(seqs, seconds, flops, n_batches, batch, net.max_len, len(net.labels))
 
 
 def child_wiki_shortlist(args) -> dict:
