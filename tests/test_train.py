@@ -26,6 +26,9 @@ TINY = dict(
     patience=5,
     word_init_scale=0.1,
     label_init_scale=0.1,
+    # the trainer's own mechanics, from random points (pre-training: tests/test_pretrain_init.py)
+    label_init="random",
+    word_init="random",
 )
 
 

@@ -29,8 +29,9 @@ class TrainConfig:
     word_init_scale: float = 0.1  # measured: 0.05, 0.1, 0.3 and 0.01 (BENCHMARKS.md)
     label_init_scale: float = 0.1
     # where embeddings start (hyperim.pretrain.init): a name or an embedding file
-    label_init: str = "random"  # auto | random | hierarchy (Eq. 2) | FILE
-    word_init: str = "random"  # random | glove (Eq. 3) | glove+wordnet (Eq. 3 + 4) | FILE
+    # the paper's H-hier set-up; best of six on debtags validation (BENCHMARKS.md)
+    label_init: str = "auto"  # auto (hierarchy if any) | random | hierarchy (Eq. 2) | FILE
+    word_init: str = "glove+wordnet"  # random | glove (Eq. 3) | glove+wordnet (Eq. 3+4) | FILE
     wordnet_dir: str | None = None  # WordNet 3.0 database folder; None = /usr/share/wordnet
     # data
     max_len: int = 256

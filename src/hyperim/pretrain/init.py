@@ -199,7 +199,10 @@ def pretrain_words(
     if wordnet:  # read WordNet first: a missing database fails before minutes of GloVe
         from hyperim.data.wordnet import WordNet
 
-        wn = WordNet.load(wordnet_dir)
+        try:
+            wn = WordNet.load(wordnet_dir)
+        except HyperIMError as err:
+            raise HyperIMError(f"{err}; or use --word-init glove (no WordNet)") from None
     if glove_cache is not None and glove_cache.exists():
         names, points = load_embeddings(glove_cache)
         points, _ = align(names, points, vocab.tokens, n_balls, ball_dim, str(glove_cache))
