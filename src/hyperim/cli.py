@@ -320,11 +320,8 @@ def pretrain_labels(
 ) -> None:
     """Embed a label hierarchy in the Poincaré ball (Eq. 2) and report its reconstruction."""
     from hyperim.data.hierarchy import read_hierarchy
-    from hyperim.pretrain.hierarchy import (
-        HierarchyEmbeddingConfig,
-        reconstruction_metrics,
-        train_hierarchy_embedding,
-    )
+    from hyperim.pretrain.hierarchy import HierarchyEmbeddingConfig
+    from hyperim.pretrain.init import embed_hierarchy
     from hyperim.pretrain.io import save_embeddings
 
     h = read_hierarchy(hierarchy)
@@ -343,10 +340,10 @@ def pretrain_labels(
         options["lr"] = lr
     cfg = HierarchyEmbeddingConfig(**options)  # type: ignore[arg-type]
     with _EpochBar("embedding labels", epochs) as bar:
-        names, points, stats = train_hierarchy_embedding(
-            h.edges, cfg, progress=lambda e, _n, loss: bar.update(e, loss)
+        names, points, stats = embed_hierarchy(
+            h, cfg, progress=lambda e, _n, loss: bar.update(e, loss)
         )
-    quality = reconstruction_metrics(names, points, h.transitive_closure(), cfg.aggregate)
+    quality = stats["reconstruction"]
     save_embeddings(out, names, points, cfg.aggregate)
     result = {
         "mean_rank": quality["mean_rank"],

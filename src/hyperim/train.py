@@ -241,8 +241,9 @@ def optimisation_step(
         return nan
     scaled = loss * loss_scale
     scaled.backward()
+    # DDP has averaged the gradients, so every rank sees the same ones and decides alike
     grads = [p.grad for p in model.parameters() if p.grad is not None]
-    if not ctx.all_true(all(bool(torch.isfinite(g).all()) for g in grads), loss.device):
+    if not all(bool(torch.isfinite(g).all()) for g in grads):
         for opt in optimizers:
             opt.zero_grad(set_to_none=True)
         return nan

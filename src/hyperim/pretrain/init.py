@@ -97,27 +97,18 @@ def label_points(
             )
         path = cache / "labels.hierarchy.txt"
         if not path.exists():
-            from hyperim.pretrain.hierarchy import (
-                HierarchyEmbeddingConfig,
-                reconstruction_metrics,
-                train_hierarchy_embedding,
-            )
+            from hyperim.pretrain.hierarchy import HierarchyEmbeddingConfig
 
             cfg = HierarchyEmbeddingConfig(
                 n_balls=n_balls,
                 ball_dim=ball_dim,
-                aggregate=aggregate,
-                seed=seed,  # type: ignore[arg-type]
+                aggregate=aggregate,  # type: ignore[arg-type]
+                seed=seed,
             )
             log(f"pre-training label embeddings on {len(hierarchy.edges)} hierarchy edges (Eq. 2)")
-            names, points, stats = train_hierarchy_embedding(hierarchy.edges, cfg)
-            quality = reconstruction_metrics(
-                names,
-                points,
-                hierarchy.transitive_closure(),
-                aggregate,  # type: ignore[arg-type]
-            )
-            _save(path, names, points, aggregate, {**stats, "reconstruction": quality})
+            names, points, stats = embed_hierarchy(hierarchy, cfg)
+            quality = stats["reconstruction"]
+            _save(path, names, points, aggregate, stats)
             log(
                 f"label embeddings: mean rank {quality['mean_rank']:.2f}, "
                 f"MAP {quality['map']:.3f} ({stats['seconds']:.1f}s)"
@@ -128,6 +119,20 @@ def label_points(
     table, found = align(names, points, labels, n_balls, ball_dim, str(path))
     log(f"label init from {path}: {int(found.sum())}/{len(labels)} labels found")
     return table, found
+
+
+def embed_hierarchy(
+    hierarchy: Hierarchy, config: Any, progress: Callable[[int, int, float], None] | None = None
+) -> tuple[list[str], torch.Tensor, dict[str, Any]]:
+    """Eq. (2) on ``hierarchy``'s edges with ``config`` (a ``HierarchyEmbeddingConfig``); the
+    statistics carry the reconstruction of the transitive closure under ``"reconstruction"``."""
+    from hyperim.pretrain.hierarchy import reconstruction_metrics, train_hierarchy_embedding
+
+    names, points, stats = train_hierarchy_embedding(hierarchy.edges, config, progress)
+    quality = reconstruction_metrics(
+        names, points, hierarchy.transitive_closure(), config.aggregate
+    )
+    return names, points, {**stats, "reconstruction": quality}
 
 
 def word_points(
