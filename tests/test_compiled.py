@@ -61,7 +61,7 @@ def test_compiled_boundary_gradients_finite(compiled: None) -> None:
 
 def test_compiled_gru_equals_eager() -> None:
     torch.manual_seed(0)
-    gru = HyperbolicGRU(3, 2, phi="tanh").double()
+    gru = HyperbolicGRU(3, 2, phi="tanh", checkpoint_steps=2).double()  # 3 segments
     e = project(torch.randn(2, 5, 3, 2, dtype=torch.float64) * 0.3)
     before = KERNELS.enabled
     try:

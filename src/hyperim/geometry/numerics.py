@@ -31,9 +31,9 @@ def acosh_min_gap(dtype: torch.dtype) -> float:
     return _ACOSH_MIN_GAP.get(dtype, 1e-15)
 
 
-def safe_norm(x: torch.Tensor, keepdim: bool = True) -> torch.Tensor:
-    """Euclidean norm over the last axis, perturbed away from 0 (paper: eps = 1e-15)."""
-    return x.norm(dim=-1, keepdim=keepdim).clamp_min(MIN_NORM)
+def safe_norm(x: torch.Tensor, keepdim: bool = True, dim: int = -1) -> torch.Tensor:
+    """Euclidean norm over axis ``dim`` (the last), perturbed away from 0 (paper: eps = 1e-15)."""
+    return x.norm(dim=dim, keepdim=keepdim).clamp_min(MIN_NORM)
 
 
 def artanh(x: torch.Tensor) -> torch.Tensor:

@@ -99,6 +99,10 @@ class _Kernels:
     and runs the same functions eagerly.
     """
 
+    #: Kernels compiled for static shapes (one specialisation per shape seen): the GRU cell runs
+    #: T times per batch on small tensors, where shape-generic code costs twice as much.
+    STATIC = frozenset({"gru_cell"})
+
     def __init__(self) -> None:
         self.enabled = os.environ.get("HYPERIM_COMPILE", "1") != "0"
         self._compiled: dict[str, Callable] = {}
@@ -107,7 +111,7 @@ class _Kernels:
         if not self.enabled:
             return fn
         if name not in self._compiled:
-            self._compiled[name] = torch.compile(fn, dynamic=True)
+            self._compiled[name] = torch.compile(fn, dynamic=name not in self.STATIC)
         return self._compiled[name]
 
     def run(self, name: str, fn: Callable, *args: object) -> object:
@@ -133,27 +137,51 @@ def set_compile(enabled: bool) -> None:
     KERNELS.enabled = enabled
 
 
-def _chunk_size(g: int, n: int, m: int, total: int, chunk_elements: int) -> int:
-    return max(1, min(total, chunk_elements // max(1, g * n * m)))
+#: Most labels in one tile: the tile's innermost (contiguous, vectorised) axis is the label
+#: axis, so it is kept long; a short one (a few labels per chunk) runs several times slower.
+LABEL_TILE = 1024
+
+
+def _tiles(g: int, n: int, m: int, total: int, chunk_elements: int) -> list[tuple[slice, ...]]:
+    """Tiles ``(groups, words, labels)`` of the ``(G, n, M, L)`` work so that one tile's
+    ``(Gc, n, Mc, Lc)`` tensor holds at most ``chunk_elements`` (or one row of ``Lc`` labels).
+
+    Labels stay whole up to :data:`LABEL_TILE`; then word rows shrink; then groups are joined.
+    """
+    lc = min(total, LABEL_TILE, max(1, chunk_elements // n))
+    per_group = n * m * lc
+    if per_group <= chunk_elements:
+        gc, mc = max(1, min(g, chunk_elements // per_group)), m
+    else:
+        gc, mc = 1, max(1, chunk_elements // (n * lc))
+    return [
+        (slice(g0, g0 + gc), slice(m0, m0 + mc), slice(l0, l0 + lc))
+        for g0 in range(0, g, gc)
+        for m0 in range(0, m, mc)
+        for l0 in range(0, total, lc)
+    ]
 
 
 class _PairwiseDistance(torch.autograd.Function):
-    """``(G, n, M, q) x (G, n, q, L) -> (G, M, L)`` product distances; see module docstring."""
+    """``(G, n, M, q) x (G, n, q, L) -> (G, M, L)`` product distances; see module docstring.
+
+    ``yl`` may have one group (labels shared by every group of ``xl``)."""
 
     @staticmethod
     def forward(ctx, xl, yl, aggregate, chunk_elements):
         g, n, m, _ = xl.shape
         total = yl.shape[-1]
+        shared = yl.shape[0] == 1 and g > 1
         gap = acosh_min_gap(xl.dtype)
         out = xl.new_empty((g, m, total))
-        step = _chunk_size(g, n, m, total, chunk_elements)
-        for lo in range(0, total, step):
-            ylc = yl[..., lo : lo + step]
-            out[..., lo : lo + step] = KERNELS.run(
-                "forward", _forward_chunk, xl, ylc, aggregate, gap
+        tiles = _tiles(g, n, m, total, chunk_elements)
+        for gs, ms, ls in tiles:
+            ylc = yl[..., ls] if shared else yl[gs, ..., ls]
+            out[gs, ms, ls] = KERNELS.run(
+                "forward", _forward_chunk, xl[gs, :, ms], ylc, aggregate, gap
             )
         ctx.save_for_backward(xl, yl, out)
-        ctx.aggregate, ctx.step = aggregate, step
+        ctx.aggregate, ctx.tiles, ctx.shared = aggregate, tiles, shared
         return out
 
     @staticmethod
@@ -161,23 +189,22 @@ class _PairwiseDistance(torch.autograd.Function):
         xl, yl, out = ctx.saved_tensors
         gap = acosh_min_gap(xl.dtype)
         grad_x = torch.zeros_like(xl)
-        grad_y = torch.empty_like(yl)
-        step = ctx.step
+        grad_y = torch.zeros_like(yl)
         grad = grad.contiguous()
-        for lo in range(0, yl.shape[-1], step):
-            sl = slice(lo, lo + step)
+        for gs, ms, ls in ctx.tiles:
+            ygs = slice(None) if ctx.shared else gs
             gx, gy = KERNELS.run(
                 "backward",
                 _backward_chunk,
-                xl,
-                yl[..., sl],
-                grad[..., sl],
-                out[..., sl],
+                xl[gs, :, ms],
+                yl[ygs, ..., ls],
+                grad[gs, ms, ls],
+                out[gs, ms, ls],
                 ctx.aggregate,
                 gap,
             )
-            grad_x += gx
-            grad_y[..., sl] = gy
+            grad_x[gs, :, ms] += gx
+            grad_y[ygs, ..., ls] += gy.sum(0, keepdim=True) if ctx.shared else gy
         return grad_x, grad_y, None, None
 
 
@@ -204,16 +231,28 @@ def pairwise_dist(
     -------
     (B, T, C) or (B, T, L) distances.
     """
-    b, t, n, _ = x.shape
-    xl = lift_words(x)  # (B, T, n, q)
-    yl = lift_labels(y)
     if y.dim() == 3:  # shared labels: one group of B*T rows
-        xg = xl.reshape(1, b * t, n, -1).transpose(1, 2)  # (1, n, BT, q)
-        yg = yl.permute(1, 2, 0).unsqueeze(0)  # (1, n, q, C)
+        b, t = x.shape[:2]
+        xg, yg = KERNELS.run("lift_shared", _lift_shared, x, y)  # (1, n, BT, q), (1, n, q, C)
         return _PairwiseDistance.apply(xg, yg, aggregate, chunk_elements).view(b, t, -1)
-    xg = xl.transpose(1, 2)  # (B, n, T, q)
-    yg = yl.permute(0, 2, 3, 1)  # (B, n, q, L)
+    xg, yg = KERNELS.run("lift_per_doc", _lift_per_doc, x, y)  # (B, n, T, q), (B, n, q, L)
     return _PairwiseDistance.apply(xg, yg, aggregate, chunk_elements)
+
+
+def _lift_shared(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Lifted words ``(1, n, B*T, q)`` and labels ``(1, n, q, C)``, contiguous (the kernels
+    stream along words and labels; strided inputs make them 4x slower)."""
+    b, t, n, _ = x.shape
+    xg = lift_words(x).reshape(1, b * t, n, -1).transpose(1, 2).contiguous()
+    yg = lift_labels(y).permute(1, 2, 0).unsqueeze(0).contiguous()
+    return xg, yg
+
+
+def _lift_per_doc(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Lifted words ``(B, n, T, q)`` and each document's labels ``(B, n, q, L)``, contiguous."""
+    return lift_words(x).transpose(1, 2).contiguous(), lift_labels(y).permute(
+        0, 2, 3, 1
+    ).contiguous()
 
 
 def pairwise_dist_naive(

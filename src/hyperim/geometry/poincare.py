@@ -1,7 +1,10 @@
 """Pure functions on the Poincaré ball of curvature -1 (paper §"The Poincaré Ball").
 
 Every function works on the last axis, so a tensor of shape ``(..., n_balls, ball_dim)`` is
-treated as ``n_balls`` independent points: the product-of-balls layout is first-class. Functions
+treated as ``n_balls`` independent points: the product-of-balls layout is first-class.
+``project``, ``mobius_add``, ``expmap0`` and ``logmap0`` also take ``dim``, the coordinate axis,
+for the "planar" layout ``(..., ball_dim, n_balls)`` that the GRU's hot loop uses (its per-ball
+reductions then run along a vectorised axis). Functions
 that need a matrix or a distance across balls live in :mod:`hyperim.geometry.product`.
 
 All clamps come from :mod:`hyperim.geometry.numerics`.
@@ -14,14 +17,14 @@ import torch
 from hyperim.geometry.numerics import MAX_NORM, MIN_NORM, acosh_min_gap, artanh, safe_norm
 
 
-def project(x: torch.Tensor, max_norm: float = MAX_NORM) -> torch.Tensor:
+def project(x: torch.Tensor, max_norm: float = MAX_NORM, dim: int = -1) -> torch.Tensor:
     r"""Project points back into the ball of radius ``max_norm`` (paper: ``1 - 1e-5``).
 
     .. math:: \pi(x) = x \cdot \min\left(1, \frac{r}{\lVert x \rVert}\right)
 
     Dividing by the norm (not the squared norm) keeps the direction and never inverts a point.
     """
-    n = safe_norm(x)
+    n = safe_norm(x, dim=dim)
     return x * torch.where(n > max_norm, max_norm / n, torch.ones_like(n))
 
 
@@ -30,7 +33,7 @@ def lambda_x(x: torch.Tensor, keepdim: bool = True) -> torch.Tensor:
     return 2.0 / (1.0 - x.pow(2).sum(dim=-1, keepdim=keepdim)).clamp_min(MIN_NORM)
 
 
-def mobius_add(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+def mobius_add(x: torch.Tensor, y: torch.Tensor, dim: int = -1) -> torch.Tensor:
     r"""Möbius addition.
 
     .. math::
@@ -38,23 +41,23 @@ def mobius_add(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
                             + (1 - \lVert x\rVert^2)\,y}
                            {1 + 2\langle x, y\rangle + \lVert x\rVert^2 \lVert y\rVert^2}
     """
-    x2 = x.pow(2).sum(dim=-1, keepdim=True)
-    y2 = y.pow(2).sum(dim=-1, keepdim=True)
-    xy = (x * y).sum(dim=-1, keepdim=True)
+    x2 = x.pow(2).sum(dim=dim, keepdim=True)
+    y2 = y.pow(2).sum(dim=dim, keepdim=True)
+    xy = (x * y).sum(dim=dim, keepdim=True)
     num = (1 + 2 * xy + y2) * x + (1 - x2) * y
     den = 1 + 2 * xy + x2 * y2
     return num / den.clamp_min(MIN_NORM)
 
 
-def expmap0(v: torch.Tensor) -> torch.Tensor:
+def expmap0(v: torch.Tensor, dim: int = -1) -> torch.Tensor:
     r"""Exponential map at 0: :math:`\exp_0(v) = \tanh(\lVert v\rVert)\, v / \lVert v\rVert`."""
-    n = safe_norm(v)
+    n = safe_norm(v, dim=dim)
     return torch.tanh(n) * (v / n)
 
 
-def logmap0(y: torch.Tensor) -> torch.Tensor:
+def logmap0(y: torch.Tensor, dim: int = -1) -> torch.Tensor:
     r"""Logarithmic map at 0: :math:`\log_0(y) = \operatorname{artanh}(\lVert y\rVert)\, y/\lVert y\rVert`."""
-    n = safe_norm(y)
+    n = safe_norm(y, dim=dim)
     return artanh(n) * (y / n)
 
 

@@ -26,6 +26,9 @@ class ModelConfig:
     ball_dim: int = 2
     phi: str = "identity"  # ϕ of Eq. (5)
     gru_init: str = "uniform"  # GRU weights: "uniform" (PyTorch's) or "orthogonal"
+    # Training memory: the GRU's backward recomputes segments of this many steps instead of
+    # storing them (0: store all). Changes memory and time, not the numbers (up to rounding).
+    gru_checkpoint: int = 32
     head_activation: str = "relu"  # ϕ of Eq. (6)
     head_bias: bool = True
     aggregate: str = "riemannian"  # per-ball distances: "sum" or "riemannian"
@@ -55,7 +58,7 @@ class HyperIMModel(nn.Module):
         super().__init__()
         c = self.config = config
         self.words = HyperbolicEmbedding(c.vocab_size, c.n_balls, c.ball_dim, c.word_init_scale)
-        self.encoder = HyperbolicGRU(c.n_balls, c.ball_dim, c.phi, c.gru_init)
+        self.encoder = HyperbolicGRU(c.n_balls, c.ball_dim, c.phi, c.gru_init, c.gru_checkpoint)
         self.labels = HyperbolicEmbedding(c.n_labels, c.n_balls, c.ball_dim, c.label_init_scale)
         self.interaction = Interaction(c.aggregate)  # type: ignore[arg-type]
         self.head = PredictionHead(c.max_len, activation=c.head_activation, bias=c.head_bias)
