@@ -46,7 +46,7 @@ def main() -> None:
         init_label_bias(model, prep.train.labels, offset)
     if no_gru:
         model.encode = lambda tokens, mask: model.words(tokens)
-    opts = make_optimizers(model, cfg.lr, cfg.hyper_lr, cfg.word_lr)
+    opts = make_optimizers(model, cfg.lr, cfg.hyper_lr, cfg.word_lr, cfg.head_lr)
     gen = torch.Generator().manual_seed(0)
     batches = epoch_batches(prep.train.lengths, cfg.batch_size, 0, 0)
     losses: list[float] = []

@@ -162,3 +162,9 @@ def test_optimizers_split_hyperbolic_and_euclidean() -> None:
     assert not (words | rest) & {id(p) for p in adam.param_groups[0]["params"]}
     radam, _ = make_optimizers(model, 1e-3, word_lr=3e-2)
     assert [g["lr"] for g in radam.param_groups] == [3e-2, 1e-3]
+    # the prediction layers of Eq. (6) are Adam's second group, at head_lr
+    _, adam = make_optimizers(model, 1e-3, head_lr=1e-4)
+    assert [g["lr"] for g in adam.param_groups] == [1e-3, 1e-4]
+    gru_etc, head = ({id(p) for p in g["params"]} for g in adam.param_groups)
+    assert head == {id(p) for p in model.head.parameters()}
+    assert id(model.encoder.u) in gru_etc and not gru_etc & head

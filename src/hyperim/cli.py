@@ -60,6 +60,9 @@ def train(
     word_lr: Annotated[
         Optional[float], typer.Option(help="Riemannian Adam lr of the word embeddings.")
     ] = None,
+    head_lr: Annotated[
+        Optional[float], typer.Option(help="Adam lr of the prediction layers (default: --lr).")
+    ] = None,
     negatives: Annotated[
         Optional[int], typer.Option(help="Sampled negatives per document (Eq. 7); 0 = all labels.")
     ] = None,
@@ -97,6 +100,7 @@ def train(
             lr=lr,
             hyper_lr=hyper_lr,
             word_lr=word_lr,
+            head_lr=head_lr,
             label_init=label_init,
             word_init=word_init,
             negatives=negatives,

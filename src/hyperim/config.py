@@ -44,6 +44,7 @@ class TrainConfig:
     lr: float = 1e-3
     hyper_lr: float | None = None  # Riemannian Adam's lr (hyperbolic parameters); None = lr
     word_lr: float | None = None  # Riemannian Adam's lr for the word embeddings; None = hyper_lr
+    head_lr: float | None = None  # Adam's lr for the prediction layers (Eq. 6); None = lr
     negatives: int = 100  # sampled negatives per document (Eq. 7); 0 = every label
     seed: int = 0
     dtype: str = "float32"
@@ -82,6 +83,7 @@ class TrainConfig:
             (self.lr > 0, "lr must be > 0"),
             (self.hyper_lr is None or self.hyper_lr > 0, "hyper_lr must be > 0"),
             (self.word_lr is None or self.word_lr > 0, "word_lr must be > 0"),
+            (self.head_lr is None or self.head_lr > 0, "head_lr must be > 0"),
             (self.negatives >= 0, "negatives must be >= 0"),
             (self.dtype in ("float32", "float64"), "dtype must be float32 or float64"),
             (self.aggregate in ("sum", "riemannian"), "aggregate must be sum or riemannian"),

@@ -189,8 +189,14 @@ def make_optimizers(
     lr: float,
     hyper_lr: float | None = None,
     word_lr: float | None = None,
+    head_lr: float | None = None,
 ) -> list[torch.optim.Optimizer]:
     """Riemannian Adam for ``ManifoldParameter``s, Adam for the Euclidean rest at ``lr``.
+
+    Within Adam the prediction layers of Eq. (6) form their own group at ``head_lr`` (default
+    ``lr``): their inputs, the scores ``s_i``, are all about equally negative, so one Adam step
+    moves every weight of ``W^f`` the same way and shifts every logit by about
+    ``lr · |s| · T``.
 
     Within Riemannian Adam the word embeddings Θ^E form their own group at ``word_lr``
     (default ``hyper_lr``); Θ^L and the GRU biases use ``hyper_lr`` (default ``lr``). Each word
@@ -203,13 +209,18 @@ def make_optimizers(
     hyper = [
         p for p in model.parameters() if isinstance(p, geoopt.ManifoldParameter) and p is not words
     ]
+    head = getattr(model, "head", None)
+    head_ids = {id(p) for p in head.parameters()} if isinstance(head, torch.nn.Module) else set()
     eucl = [p for p in model.parameters() if not isinstance(p, geoopt.ManifoldParameter)]
     groups = [{"params": hyper, "lr": hyper_lr}]
     if isinstance(words, geoopt.ManifoldParameter):
         groups.insert(0, {"params": [words], "lr": word_lr})
+    eucl_groups = [{"params": [p for p in eucl if id(p) not in head_ids], "lr": lr}]
+    if head_ids:
+        eucl_groups.append({"params": [p for p in eucl if id(p) in head_ids], "lr": head_lr or lr})
     return [
         geoopt.optim.RiemannianAdam(groups, lr=hyper_lr),
-        torch.optim.Adam(eucl, lr=lr),
+        torch.optim.Adam(eucl_groups, lr=lr),
     ]
 
 
@@ -359,7 +370,7 @@ def _train(
         net = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None
         )
-    optimizers = make_optimizers(model, cfg.lr, cfg.hyper_lr, cfg.word_lr)
+    optimizers = make_optimizers(model, cfg.lr, cfg.hyper_lr, cfg.word_lr, cfg.head_lr)
     gen = torch.Generator().manual_seed(cfg.seed)
     state = {
         "epoch": 0,

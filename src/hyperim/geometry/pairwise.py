@@ -99,9 +99,10 @@ class _Kernels:
     and runs the same functions eagerly.
     """
 
-    #: Kernels compiled for static shapes (one specialisation per shape seen): the GRU cell runs
-    #: T times per batch on small tensors, where shape-generic code costs twice as much.
-    STATIC = frozenset({"gru_cell"})
+    #: Kernels compiled for the first shape they see, and shape-generic only for the others
+    #: (``dynamic=None``): the GRU cell runs T times per batch on small tensors, where
+    #: shape-generic code costs twice as much, and nearly every batch has the same size.
+    STATIC_FIRST = frozenset({"gru_cell"})
 
     def __init__(self) -> None:
         self.enabled = os.environ.get("HYPERIM_COMPILE", "1") != "0"
@@ -111,7 +112,8 @@ class _Kernels:
         if not self.enabled:
             return fn
         if name not in self._compiled:
-            self._compiled[name] = torch.compile(fn, dynamic=name not in self.STATIC)
+            dynamic = None if name in self.STATIC_FIRST else True
+            self._compiled[name] = torch.compile(fn, dynamic=dynamic)
         return self._compiled[name]
 
     def run(self, name: str, fn: Callable, *args: object) -> object:

@@ -28,7 +28,7 @@ class ModelConfig:
     gru_init: str = "uniform"  # GRU weights: "uniform" (PyTorch's) or "orthogonal"
     # Training memory: the GRU's backward recomputes segments of this many steps instead of
     # storing them (0: store all). Changes memory and time, not the numbers (up to rounding).
-    gru_checkpoint: int = 32
+    gru_checkpoint: int = 16
     head_activation: str = "relu"  # ϕ of Eq. (6)
     head_bias: bool = True
     aggregate: str = "riemannian"  # per-ball distances: "sum" or "riemannian"
