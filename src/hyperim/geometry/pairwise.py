@@ -165,25 +165,21 @@ def _tiles(g: int, n: int, m: int, total: int, chunk_elements: int) -> list[tupl
 
 
 class _PairwiseDistance(torch.autograd.Function):
-    """``(G, n, M, q) x (G, n, q, L) -> (G, M, L)`` product distances; see module docstring.
-
-    ``yl`` may have one group (labels shared by every group of ``xl``)."""
+    """``(G, n, M, q) x (G, n, q, L) -> (G, M, L)`` product distances; see module docstring."""
 
     @staticmethod
     def forward(ctx, xl, yl, aggregate, chunk_elements):
         g, n, m, _ = xl.shape
         total = yl.shape[-1]
-        shared = yl.shape[0] == 1 and g > 1
         gap = acosh_min_gap(xl.dtype)
         out = xl.new_empty((g, m, total))
         tiles = _tiles(g, n, m, total, chunk_elements)
         for gs, ms, ls in tiles:
-            ylc = yl[..., ls] if shared else yl[gs, ..., ls]
             out[gs, ms, ls] = KERNELS.run(
-                "forward", _forward_chunk, xl[gs, :, ms], ylc, aggregate, gap
+                "forward", _forward_chunk, xl[gs, :, ms], yl[gs, ..., ls], aggregate, gap
             )
         ctx.save_for_backward(xl, yl, out)
-        ctx.aggregate, ctx.tiles, ctx.shared = aggregate, tiles, shared
+        ctx.aggregate, ctx.tiles = aggregate, tiles
         return out
 
     @staticmethod
@@ -194,19 +190,18 @@ class _PairwiseDistance(torch.autograd.Function):
         grad_y = torch.zeros_like(yl)
         grad = grad.contiguous()
         for gs, ms, ls in ctx.tiles:
-            ygs = slice(None) if ctx.shared else gs
             gx, gy = KERNELS.run(
                 "backward",
                 _backward_chunk,
                 xl[gs, :, ms],
-                yl[ygs, ..., ls],
+                yl[gs, ..., ls],
                 grad[gs, ms, ls],
                 out[gs, ms, ls],
                 ctx.aggregate,
                 gap,
             )
             grad_x[gs, :, ms] += gx
-            grad_y[ygs, ..., ls] += gy.sum(0, keepdim=True) if ctx.shared else gy
+            grad_y[gs, ..., ls] += gy
         return grad_x, grad_y, None, None
 
 
@@ -252,9 +247,9 @@ def _lift_shared(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.
 
 def _lift_per_doc(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Lifted words ``(B, n, T, q)`` and each document's labels ``(B, n, q, L)``, contiguous."""
-    return lift_words(x).transpose(1, 2).contiguous(), lift_labels(y).permute(
-        0, 2, 3, 1
-    ).contiguous()
+    xg = lift_words(x).transpose(1, 2).contiguous()
+    yg = lift_labels(y).permute(0, 2, 3, 1).contiguous()
+    return xg, yg
 
 
 def pairwise_dist_naive(

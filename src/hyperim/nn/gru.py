@@ -183,11 +183,10 @@ class HyperbolicGRU(nn.Module):
         # One view per step with unbind (its backward is one stack; indexing u[i] in the loop
         # would build and accumulate a full (S, B, ...) gradient at every step: O(S²) traffic).
         # Time-major, so every step's inputs are contiguous with the same strides whatever S
-        # is: the cell, compiled for static shapes, is then specialised on the batch size only.
+        # is: the compiled cell then specialises on the batch size only.
         h = h.contiguous()
         out = []
         for ur, ug in zip(u_rz.unbind(0), u_g.unbind(0), strict=True):
-            # the cell is compiled once per shape and reused every step
             h = KERNELS.run("gru_cell", _cell, h, ur, ug, w_rz, w_g, b_rz, b_g, self.phi)
             out.append(h)
         return torch.stack(out, dim=1)  # (B, S, d, n)
