@@ -43,6 +43,7 @@ from hyperim.distributed import DistContext, init_distributed, shutdown_distribu
 from hyperim.errors import HyperIMError
 from hyperim.metrics import evaluate_scores
 from hyperim.models import HyperIMModel, ModelConfig
+from hyperim.optim import RiemannianAdam
 
 console = Console(stderr=True)
 
@@ -193,6 +194,9 @@ def make_optimizers(
 ) -> list[torch.optim.Optimizer]:
     """Riemannian Adam for ``ManifoldParameter``s, Adam for the Euclidean rest at ``lr``.
 
+    Riemannian Adam is :class:`hyperim.optim.RiemannianAdam`: geoopt's, applied to blocks of
+    rows, so the word table's update needs little transient memory.
+
     Within Adam the prediction layers of Eq. (6) form their own group at ``head_lr`` (default
     ``lr``): their inputs, the scores ``s_i``, are all about equally negative, so one Adam step
     moves every weight of ``W^f`` the same way and shifts every logit by about
@@ -219,7 +223,7 @@ def make_optimizers(
     if head_ids:
         eucl_groups.append({"params": [p for p in eucl if id(p) in head_ids], "lr": head_lr or lr})
     return [
-        geoopt.optim.RiemannianAdam(groups, lr=hyper_lr),
+        RiemannianAdam(groups, lr=hyper_lr),
         torch.optim.Adam(eucl_groups, lr=lr),
     ]
 
