@@ -143,6 +143,14 @@ def test_label_bias_starts_at_the_prior(tiny_dataset: Path, tmp_path: Path) -> N
     prior = (np.array([2, 1, 1]) + 0.5) / 4  # counts of labels 0, 1, 2 over 3 documents
     expected = np.log(prior / (1 - prior)) - offset
     np.testing.assert_allclose(m.model.label_bias.detach().numpy()[:3], expected, rtol=1e-6)
+    # W^e starts at zero, so the first logits are the prior exactly, whatever the text
+    tokens = torch.randint(2, len(m.vocab), (2, 6))
+    mask = torch.ones_like(tokens, dtype=torch.bool)
+    with torch.no_grad():
+        logits, _ = m.model(tokens, mask)
+    np.testing.assert_allclose(
+        logits.numpy(), m.model.label_bias.detach().numpy()[None].repeat(2, 0), rtol=1e-6
+    )
 
 
 def test_optimizers_split_hyperbolic_and_euclidean() -> None:

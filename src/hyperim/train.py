@@ -114,7 +114,9 @@ def sampling_logit_offset(negatives: int, n_labels: int, mean_positives: float) 
 @torch.no_grad()
 def init_label_bias(model: HyperIMModel, label_lists: list[np.ndarray], offset: float) -> None:
     """Set each label's bias to the logit of its training frequency, minus the sampling offset
-    (so that calibrated inference logits start at the prior)."""
+    (so that calibrated inference logits start at the prior), and the last prediction layer
+    ``W^e`` of Eq. (6) to zero, so that the first logits are exactly the prior and the text
+    moves them from there (the zero start of a residual branch)."""
     n = len(label_lists)
     counts = np.bincount(
         np.concatenate(label_lists or [np.zeros(0, np.int64)]), minlength=model.config.n_labels
@@ -122,6 +124,9 @@ def init_label_bias(model: HyperIMModel, label_lists: list[np.ndarray], offset: 
     prior = (counts + 0.5) / (n + 1.0)  # smoothed: finite for labels never seen in training
     bias = torch.from_numpy(np.log(prior / (1 - prior)) - offset)
     model.label_bias.copy_(bias.to(model.label_bias))
+    model.head.w_e.weight.zero_()
+    if model.head.w_e.bias is not None:
+        model.head.w_e.bias.zero_()
 
 
 def load_pretrained(
