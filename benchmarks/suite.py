@@ -48,11 +48,11 @@ The WikiLSHTC cases read a synthetic WikiLSHTC-shaped dataset (``hyperim.data.sy
 preset ``wikilshtc``: 36,504 labels on 5 levels, ~1.86 leaf labels and ~118 words per
 document; 20,000 documents, of which 64 validation and 1,000 test) generated once into
 ``runs/bench/wikilshtc/data``. With ``--train-steps N`` a model is first trained on it
-(``TrainConfig(negatives=50, max_len=150)``, random initial embeddings, with ``--train-config``
-JSON overrides, about
-N steps of batch 64 over ceil(N / 296) epochs, validation at each epoch end keeping the best
-model; kept in ``runs/bench/wikilshtc/train-sN[-hash]`` and reused); with 0 an untrained model
-is used, and ``p5_drop`` then means nothing (the row says so). Exact scoring runs at a few
+(``TrainConfig(negatives=50, max_len=150)``, random initial embeddings, with
+``--train-config`` JSON overrides, about N steps of batch 64 over ceil(N / 296) epochs,
+validation at each epoch end keeping the best model; kept in
+``runs/bench/wikilshtc/train-sN[-hash]`` and reused); with 0 an untrained model is used,
+and ``p5_drop`` then means nothing (the row says so). Exact scoring runs at a few
 documents per second at 36,504 labels, hence the documented document counts
 (``--wiki-docs`` 128, ``--shortlist-docs`` 200: the first test documents, the same for exact
 and shortlist).
