@@ -98,8 +98,13 @@ def test_train_evaluate_predict(data: Path, tmp_path: Path) -> None:
         "2",
         "--max-len",
         "16",
+        "--phi",
+        "identity",
+        "--no-label-bias",
     )
     assert p.returncode == 0, p.stderr
+    model_cfg = json.loads((out / "model" / "config.json").read_text())["model"]
+    assert (model_cfg["phi"], model_cfg["label_bias"]) == ("identity", False)
     p = run("evaluate", "--model", str(out), "--json")
     assert p.returncode == 0, p.stderr
     metrics = json.loads(p.stdout)

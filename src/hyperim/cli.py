@@ -78,6 +78,17 @@ def train(
     n_balls: Annotated[Optional[int], typer.Option()] = None,
     ball_dim: Annotated[Optional[int], typer.Option()] = None,
     aggregate: Annotated[Optional[str], typer.Option(help="sum | riemannian")] = None,
+    phi: Annotated[
+        Optional[str],
+        typer.Option(help="ϕ of the GRU, Eq. (5): identity (the paper's) | tanh | sigmoid | relu."),
+    ] = None,
+    label_bias: Annotated[
+        Optional[bool],
+        typer.Option(
+            "--label-bias/--no-label-bias",
+            help="A learned per-label bias on Eq. (6), started at the label prior.",
+        ),
+    ] = None,
     dtype: Annotated[Optional[str], typer.Option(help="float32 | float64")] = None,
     device: Annotated[Optional[str], typer.Option(help="auto | cpu | cuda | cuda:N")] = None,
     patience: Annotated[Optional[int], typer.Option()] = None,
@@ -108,6 +119,8 @@ def train(
             n_balls=n_balls,
             ball_dim=ball_dim,
             aggregate=aggregate,
+            phi=phi,
+            label_bias=label_bias,
             dtype=dtype,
             device=device,
             patience=patience,

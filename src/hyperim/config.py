@@ -18,13 +18,16 @@ class TrainConfig:
     Architecture fields mirror :class:`hyperim.models.ModelConfig`; the rest drive training.
     """
 
-    # architecture (paper: 75×2D, ϕ = identity)
+    # architecture (paper: 75×2D, ϕ = identity). Training defaults to ϕ = tanh with a per-label
+    # bias: the best set-up measured on debtags validation (BENCHMARKS.md); with ϕ = identity
+    # the GRU's states reach the boundary after a few epochs and its float32 gradient through
+    # time overflows. ``phi = "identity"``, ``label_bias = false`` is the paper's model.
     n_balls: int = 75
     ball_dim: int = 2
-    phi: str = "identity"
+    phi: str = "tanh"
     head_activation: str = "relu"
     gru_init: str = "uniform"  # "uniform" (PyTorch's GRU init) or "orthogonal"
-    label_bias: bool = False  # per-label bias on Eq. (6) at the label prior (extension; off)
+    label_bias: bool = True  # per-label bias on Eq. (6), started at the label prior (extension)
     aggregate: str = "riemannian"  # measured better than "sum" (BENCHMARKS.md)
     word_init_scale: float = 0.1  # measured: 0.05, 0.1, 0.3 and 0.01 (BENCHMARKS.md)
     label_init_scale: float = 0.1
@@ -39,7 +42,7 @@ class TrainConfig:
     max_vocab: int | None = 50_000
     skip_invalid: bool = False
     # optimisation (paper: Adam + Riemannian Adam, lr 1e-3)
-    epochs: int = 8
+    epochs: int = 14  # the measured default run improved up to epoch 14 (BENCHMARKS.md)
     batch_size: int = 64
     lr: float = 1e-3
     hyper_lr: float | None = None  # Riemannian Adam's lr (hyperbolic parameters); None = lr
@@ -87,6 +90,10 @@ class TrainConfig:
             (self.negatives >= 0, "negatives must be >= 0"),
             (self.dtype in ("float32", "float64"), "dtype must be float32 or float64"),
             (self.aggregate in ("sum", "riemannian"), "aggregate must be sum or riemannian"),
+            (
+                self.phi in ("identity", "tanh", "sigmoid", "relu"),
+                "phi must be identity, tanh, sigmoid or relu",
+            ),
             (self.gru_init in ("uniform", "orthogonal"), "gru_init must be uniform or orthogonal"),
             (0 < self.threshold < 1, "threshold must be in (0, 1)"),
             (
