@@ -1,7 +1,7 @@
 """`make demo`: train HyperIM on the bundled debtags data, evaluate on its test split, print the
 metrics table beside the label-frequency ranking, and a few predictions with their evidence.
 
-The demo trains one epoch (``--epochs``) so it ends in minutes on a 2-core CPU; a plain
+The demo trains two epochs (``--epochs``) so it ends in about 11 minutes on a 2-core CPU; a plain
 ``hyperim train`` trains until early stopping and reaches the figures in BENCHMARKS.md.
 """
 
@@ -23,7 +23,7 @@ from hyperim.train import train
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--out", type=Path, default=Path("runs/demo"))
-    ap.add_argument("--epochs", type=int, default=1)
+    ap.add_argument("--epochs", type=int, default=2)
     args = ap.parse_args()
     if args.out.exists():
         shutil.rmtree(args.out)
