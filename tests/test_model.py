@@ -193,3 +193,28 @@ def test_sampling_logit_offset() -> None:
     mask = torch.ones(2, 5, dtype=torch.bool)
     raw, _ = m(tokens, mask)
     torch.testing.assert_close(m.score_all(tokens, mask), raw - 1.5)  # inference only
+
+
+def test_embedding_gradient_does_not_depend_on_threads() -> None:
+    """Rows repeated in a batch must add up in a fixed order: two identical training runs then
+    give identical weights (an accumulating ``weight[index]`` backward did not, with 2 threads)."""
+    from hyperim.nn import HyperbolicEmbedding
+
+    torch.manual_seed(0)
+    emb = HyperbolicEmbedding(50, 75, 2, init_scale=0.1)
+    index = torch.randint(0, 50, (64, 256))  # every row about 330 times
+    upstream = torch.randn(64, 256, 75, 2)
+
+    def grad(threads: int) -> torch.Tensor:
+        torch.set_num_threads(threads)
+        emb.weight.grad = None
+        emb(index).backward(upstream)
+        return emb.weight.grad.clone()
+
+    before = torch.get_num_threads()
+    try:
+        reference = grad(1)
+        for _ in range(3):
+            assert torch.equal(grad(2), reference)
+    finally:
+        torch.set_num_threads(before)

@@ -42,8 +42,15 @@ class HyperbolicEmbedding(nn.Module):
         self.weight.copy_(project(points.to(self.weight)))
 
     def forward(self, index: torch.Tensor) -> torch.Tensor:
-        """``(...) -> (..., n_balls, ball_dim)``."""
-        return self.weight[index]
+        """``(...) -> (..., n_balls, ball_dim)``.
+
+        A lookup by ``F.embedding``, whose CPU backward adds rows in index order: the same
+        gradient every time. ``weight[index]`` is the same lookup, but its backward (an
+        accumulating ``index_put_``) adds a row repeated in a batch in an order that depends on
+        thread timing, so two identical runs drifted apart by rounding (BENCHMARKS.md).
+        """
+        flat = nn.functional.embedding(index, self.weight.view(self.num, -1))
+        return flat.view(*index.shape, self.n_balls, self.ball_dim)
 
     def extra_repr(self) -> str:
         return f"{self.num}, {self.n_balls}x{self.ball_dim}D"
