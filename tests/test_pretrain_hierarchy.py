@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from hyperim.errors import DataError, HyperIMError
+from hyperim.geometry import project
 from hyperim.geometry.manifold import PoincareBall
 from hyperim.geometry.numerics import MAX_NORM
 from hyperim.geometry.poincare import dist
@@ -147,6 +148,25 @@ def test_rsgd_step_equals_geoopt_riemannian_sgd(aggregate, shape):
     opt.step()
     assert loss_ours == pytest.approx(float(loss_ref.detach()), rel=1e-9)
     torch.testing.assert_close(ours.data, ref.data, rtol=0, atol=1e-8)
+
+
+def test_rsgd_step_does_not_depend_on_threads():
+    """Rows met several times in a batch are summed in a fixed order (an accumulating
+    ``index_put_`` did not at this size with 2 threads, so identical runs differed)."""
+    gen = torch.Generator().manual_seed(0)
+    w0 = project(0.3 * torch.randn(608, 75, 2, generator=gen))
+    idx = torch.randint(0, 608, (128, 12), generator=gen)  # debtags-sized: 1,536 rows
+    before = torch.get_num_threads()
+    results = []
+    try:
+        for threads in (1, 2, 2, 2):
+            torch.set_num_threads(threads)
+            w = geoopt.ManifoldParameter(w0.clone(), manifold=PoincareBall())
+            _rsgd_step(w, idx, 0.1, "riemannian")
+            results.append(w.data)
+    finally:
+        torch.set_num_threads(before)
+    assert all(torch.equal(results[0], r) for r in results[1:])
 
 
 # --------------------------------------------------------------------------- training

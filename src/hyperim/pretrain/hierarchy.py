@@ -418,7 +418,9 @@ def _rsgd_step(weight: torch.Tensor, idx: torch.Tensor, lr: float, aggregate: Ag
     ry = (common / alpha) * ((1 - 2 * xy + x2) * y - beta * x)
     upd = torch.cat([rx.sum(1, keepdim=True), ry], dim=1).mul_(-lr).view(b * m, -1)
     rows = data.view(data.shape[0], -1)
-    rows.index_put_((flat,), upd, accumulate=True)
+    # index_add_ adds repeated rows in index order; an accumulating index_put_ adds them in
+    # an order that depends on thread timing, so two identical runs would differ.
+    rows.index_add_(0, flat, upd)
     # Duplicate indices copy identical values, so the result does not depend on their order.
     rows.index_copy_(0, flat, project(data.index_select(0, flat)).view(b * m, -1))
     return float(loss)
