@@ -128,6 +128,8 @@ def test_config_toml_round_trip(tmp_path: Path) -> None:
         TrainConfig.from_toml(p)
     with pytest.raises(HyperIMError, match="dtype"):
         TrainConfig(dtype="float16").validate()
+    with pytest.raises(HyperIMError, match="phi must be one of identity, tanh, sigmoid, relu"):
+        TrainConfig(phi="softplus").validate()
 
 
 def test_non_finite_step_changes_nothing() -> None:

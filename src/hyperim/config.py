@@ -78,6 +78,8 @@ class TrainConfig:
 
     def validate(self) -> TrainConfig:
         """Raise :class:`HyperIMError` for impossible values; return ``self``."""
+        from hyperim.nn.gru import PHI
+
         checks = [
             (self.n_balls >= 1 and self.ball_dim >= 1, "n_balls and ball_dim must be >= 1"),
             (self.max_len >= 2, "max_len must be >= 2"),
@@ -90,10 +92,7 @@ class TrainConfig:
             (self.negatives >= 0, "negatives must be >= 0"),
             (self.dtype in ("float32", "float64"), "dtype must be float32 or float64"),
             (self.aggregate in ("sum", "riemannian"), "aggregate must be sum or riemannian"),
-            (
-                self.phi in ("identity", "tanh", "sigmoid", "relu"),
-                "phi must be identity, tanh, sigmoid or relu",
-            ),
+            (self.phi in PHI, f"phi must be one of {', '.join(PHI)}"),
             (self.gru_init in ("uniform", "orthogonal"), "gru_init must be uniform or orthogonal"),
             (0 < self.threshold < 1, "threshold must be in (0, 1)"),
             (
