@@ -101,10 +101,12 @@ def test_train_evaluate_predict(data: Path, tmp_path: Path) -> None:
         "--phi",
         "identity",
         "--no-label-bias",
+        "--head-pool",
     )
     assert p.returncode == 0, p.stderr
     model_cfg = json.loads((out / "model" / "config.json").read_text())["model"]
-    assert (model_cfg["phi"], model_cfg["label_bias"]) == ("identity", False)
+    got = (model_cfg["phi"], model_cfg["label_bias"], model_cfg["head_pool"])
+    assert got == ("identity", False, True)
     p = run("evaluate", "--model", str(out), "--json")
     assert p.returncode == 0, p.stderr
     metrics = json.loads(p.stdout)

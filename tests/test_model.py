@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import geoopt
+import pytest
 import torch
 
 from hyperim.data.batching import label_targets
 from hyperim.geometry import expmap0, logmap0, mobius_add, product_matvec
 from hyperim.models import HyperIMModel, ModelConfig
 from hyperim.nn import HyperbolicGRU, Interaction
+from hyperim.nn.head import pooled_scores
 
 
 def small_model(**kw) -> HyperIMModel:
@@ -36,8 +38,9 @@ def test_forward_shapes_and_loss() -> None:
     assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in m.parameters())
 
 
-def test_padding_contributes_nothing() -> None:
-    m = small_model()
+@pytest.mark.parametrize("head_pool", [False, True])
+def test_padding_contributes_nothing(head_pool: bool) -> None:
+    m = small_model(head_pool=head_pool)
     tokens = torch.tensor([[5, 6, 7]])
     padded = torch.tensor([[5, 6, 7, 0, 0, 0]])
     a, _ = m(tokens, tokens != 0)
@@ -49,14 +52,44 @@ def test_padding_contributes_nothing() -> None:
     torch.testing.assert_close(a, c)
 
 
-def test_partial_interaction_matches_full_scores() -> None:
-    m = small_model()
+@pytest.mark.parametrize("head_pool", [False, True])
+def test_partial_interaction_matches_full_scores(head_pool: bool) -> None:
+    m = small_model(head_pool=head_pool, label_bias=True)
+    with torch.no_grad():
+        m.label_bias.normal_()
     tokens = torch.randint(2, 30, (2, 5))
     mask = torch.ones(2, 5, dtype=torch.bool)
+    mask[1, 3:] = False
     full, _ = m(tokens, mask)
     labels = torch.tensor([[0, 3, 8], [2, 2, 5]])
     part, _ = m(tokens, mask, labels=labels)
     torch.testing.assert_close(part, full.gather(1, labels))
+
+
+def test_pooled_scores_by_hand() -> None:
+    s = torch.tensor([[[-3.0, -1.0, -2.0, 0.0], [-4.0, -6.0, -5.0, 0.0]], [[0.0] * 4] * 2])
+    mask = torch.tensor([[True, True, True, False], [False] * 4])
+    got = pooled_scores(s, mask)  # (B=2, L=2, 2): max, mean over real positions
+    want = torch.tensor([[[-1.0, -2.0], [-4.0, -5.0]], [[0.0, 0.0], [0.0, 0.0]]])
+    torch.testing.assert_close(got, want)
+
+
+def test_pooled_head_sees_a_near_word_anywhere() -> None:
+    m = small_model(head_pool=True)
+    with torch.no_grad():  # only the max feature, through one positive unit
+        m.head.w_f.weight.zero_()
+        m.head.w_f.bias.fill_(10.0)
+        m.head.w_p.weight.zero_()
+        m.head.w_p.weight[0, 0] = 1.0
+        m.head.w_e.weight.zero_()
+        m.head.w_e.weight[0, 0] = 1.0
+    s = torch.tensor([[[-5.0, -0.5, -5.0, -5.0]]], dtype=torch.float64)
+    moved = torch.tensor([[[-5.0, -5.0, -5.0, -0.5]]], dtype=torch.float64)
+    mask = torch.ones(1, 4, dtype=torch.bool)
+    assert m.head(s, mask).item() == pytest.approx(m.head(moved, mask).item())
+    assert m.head(s, mask).item() == pytest.approx(10.0 - 0.5 + m.head.w_e.bias.item())
+    with pytest.raises(ValueError, match="mask"):
+        m.head(s)
 
 
 def test_negative_sampling_excludes_positives() -> None:
@@ -73,8 +106,9 @@ def test_negative_sampling_excludes_positives() -> None:
     assert none is None and full.shape == (2, 20) and full.sum() == 3
 
 
-def test_score_all_chunks_equal_full() -> None:
-    m = small_model()
+@pytest.mark.parametrize("head_pool", [False, True])
+def test_score_all_chunks_equal_full(head_pool: bool) -> None:
+    m = small_model(head_pool=head_pool)
     tokens = torch.randint(2, 30, (3, 6))
     mask = torch.ones(3, 6, dtype=torch.bool)
     mask[1, 4:] = False

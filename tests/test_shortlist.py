@@ -23,7 +23,9 @@ from hyperim.shortlist import (
 N_LABELS, VOCAB = 40, 60
 
 
-def random_model(label_bias: bool = True, aggregate: str = "riemannian") -> HyperIMModel:
+def random_model(
+    label_bias: bool = True, aggregate: str = "riemannian", head_pool: bool = False
+) -> HyperIMModel:
     torch.manual_seed(0)
     cfg = ModelConfig(
         vocab_size=VOCAB,
@@ -33,6 +35,7 @@ def random_model(label_bias: bool = True, aggregate: str = "riemannian") -> Hype
         ball_dim=2,
         aggregate=aggregate,
         label_bias=label_bias,
+        head_pool=head_pool,
         logit_offset=-0.7,
         label_init_scale=0.5,
         word_init_scale=0.5,
@@ -62,9 +65,10 @@ METHODS = [
 
 
 @pytest.mark.parametrize(("method", "metric", "weighting"), METHODS)
-@pytest.mark.parametrize("label_bias", [True, False])
-def test_all_candidates_equals_exact_topk(method, metric, weighting, label_bias):
-    model = random_model(label_bias, aggregate="sum" if label_bias else "riemannian")
+@pytest.mark.parametrize(("label_bias", "head_pool"), [(True, False), (False, False), (True, True)])
+def test_all_candidates_equals_exact_topk(method, metric, weighting, label_bias, head_pool):
+    aggregate = "sum" if label_bias else "riemannian"
+    model = random_model(label_bias, aggregate=aggregate, head_pool=head_pool)
     tokens, mask = batch()
     want_v, want_i = topk_labels(model, tokens, mask, 5)
     got_v, got_i = shortlist_topk(
@@ -169,10 +173,16 @@ def test_recall():
 
 @pytest.mark.parametrize("activation", ["relu", "identity", "tanh"])
 @pytest.mark.parametrize("bias", [True, False])
-def test_head_profile_is_the_head_on_a_constant_score(activation, bias):
+@pytest.mark.parametrize("head_pool", [False, True])
+def test_head_profile_is_the_head_on_a_constant_score(activation, bias, head_pool):
     torch.manual_seed(3)
     cfg = ModelConfig(
-        vocab_size=VOCAB, n_labels=N_LABELS, max_len=12, n_balls=3, head_activation=activation
+        vocab_size=VOCAB,
+        n_labels=N_LABELS,
+        max_len=12,
+        n_balls=3,
+        head_activation=activation,
+        head_pool=head_pool,
     )
     cfg.head_bias = bias
     model = HyperIMModel(cfg).to(torch.float64).eval()
@@ -185,5 +195,5 @@ def test_head_profile_is_the_head_on_a_constant_score(activation, bias):
     d = torch.linspace(0, 6, 301, dtype=torch.float64).expand(mask.shape[0], -1)
     s = -d[:, :, None] * mask[:, None, :].to(torch.float64)  # (B, L, T): -D at real positions
     with torch.no_grad():
-        want = model.head(s)
+        want = model.head(s, mask)
     torch.testing.assert_close(prof(d), want, rtol=1e-10, atol=1e-10)

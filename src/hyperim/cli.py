@@ -89,6 +89,13 @@ def train(
             help="A learned per-label bias on Eq. (6), started at the label prior.",
         ),
     ] = None,
+    head_pool: Annotated[
+        Optional[bool],
+        typer.Option(
+            "--head-pool/--no-head-pool",
+            help="Max and mean of each label's word scores as inputs of Eq. (6) too.",
+        ),
+    ] = None,
     dtype: Annotated[Optional[str], typer.Option(help="float32 | float64")] = None,
     device: Annotated[Optional[str], typer.Option(help="auto | cpu | cuda | cuda:N")] = None,
     patience: Annotated[Optional[int], typer.Option()] = None,
@@ -121,6 +128,7 @@ def train(
             aggregate=aggregate,
             phi=phi,
             label_bias=label_bias,
+            head_pool=head_pool,
             dtype=dtype,
             device=device,
             patience=patience,

@@ -28,6 +28,7 @@ class TrainConfig:
     head_activation: str = "relu"
     gru_init: str = "uniform"  # "uniform" (PyTorch's GRU init) or "orthogonal"
     label_bias: bool = True  # per-label bias on Eq. (6), started at the label prior (extension)
+    head_pool: bool = False  # max and mean of s_i as inputs of Eq. (6) too (extension)
     aggregate: str = "riemannian"  # measured better than "sum" (BENCHMARKS.md)
     word_init_scale: float = 0.1  # measured: 0.05, 0.1, 0.3 and 0.01 (BENCHMARKS.md)
     label_init_scale: float = 0.1

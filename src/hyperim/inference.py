@@ -61,9 +61,8 @@ def _topk_encoded(
     best_i: torch.Tensor | None = None
     for lo in range(0, n_labels, label_chunk):
         hi = min(lo + label_chunk, n_labels)
-        logits = model.head(model.interaction(theta_w, weight[lo:hi], m))  # (B, chunk)
-        if model.label_bias is not None:
-            logits = logits + model.label_bias[lo:hi]
+        s = model.interaction(theta_w, weight[lo:hi], m)  # (B, chunk, T)
+        logits = model.predict_logits(s, mask, slice(lo, hi))  # (B, chunk)
         ids = torch.arange(lo, hi, device=logits.device).expand(logits.shape[0], -1)
         if best_v is not None and best_i is not None:
             logits = torch.cat([best_v, logits], dim=1)  # (B, k + chunk)

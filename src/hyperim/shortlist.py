@@ -201,6 +201,8 @@ class HeadProfile:
         t = mask.shape[1]
         w_f = head.w_f.weight[:, :t].to(dtype)  # (h, T)
         c = mask.to(dtype) @ w_f.T  # (B, h)
+        if head.w_p is not None:  # max and mean of a constant profile -D are both -D
+            c = c + head.w_p.weight.sum(1).to(c)
         b_f = head.w_f.bias if head.w_f.bias is not None else torch.zeros(w_f.shape[0])
         b_f = b_f.to(c)
         w_e = head.w_e.weight[0].to(c)
@@ -424,10 +426,7 @@ def exact_scores(
     (``label_bias`` and ``config.logit_offset`` included), as in training's partial
     interaction."""
     s = model.interaction(theta_w, model.labels(ids), mask.to(theta_w.dtype))  # (B, L, T)
-    logits = model.head(s)
-    if model.label_bias is not None:
-        logits = logits + model.label_bias[ids]
-    return logits + model.config.logit_offset
+    return model.predict_logits(s, mask, ids) + model.config.logit_offset
 
 
 @torch.no_grad()

@@ -186,6 +186,7 @@ def build_model(
         label_init_scale=cfg.label_init_scale,
         logit_offset=logit_offset,
         label_bias=cfg.label_bias,
+        head_pool=cfg.head_pool,
     )
     return HyperIMModel(mcfg).to(DTYPES[cfg.dtype])
 

@@ -41,6 +41,9 @@ class ModelConfig:
     # layers are fully shared). It carries each label's prior, so the shared layers and the
     # geometry only have to explain what the text adds.
     label_bias: bool = False
+    # Max and mean of s_i over the real positions as two more inputs of Eq. (6)'s first layer
+    # (an extension, hyperim.nn.head): a word near the label counts wherever it stands.
+    head_pool: bool = False
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -61,7 +64,9 @@ class HyperIMModel(nn.Module):
         self.encoder = HyperbolicGRU(c.n_balls, c.ball_dim, c.phi, c.gru_init, c.gru_checkpoint)
         self.labels = HyperbolicEmbedding(c.n_labels, c.n_balls, c.ball_dim, c.label_init_scale)
         self.interaction = Interaction(c.aggregate)  # type: ignore[arg-type]
-        self.head = PredictionHead(c.max_len, activation=c.head_activation, bias=c.head_bias)
+        self.head = PredictionHead(
+            c.max_len, activation=c.head_activation, bias=c.head_bias, pool=c.head_pool
+        )
         self.label_bias = nn.Parameter(torch.zeros(c.n_labels)) if c.label_bias else None
 
     def encode(self, tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -79,9 +84,7 @@ class HyperIMModel(nn.Module):
         theta_w = self.encode(tokens, mask)  # (B, T, n, d)
         theta_l = self.labels.weight if labels is None else self.labels(labels)  # (C|B,L, n, d)
         s = self.interaction(theta_w, theta_l, mask.to(theta_w.dtype))  # (B, L, T)
-        logits = self.head(s)  # (B, L)
-        if self.label_bias is not None:
-            logits = logits + (self.label_bias if labels is None else self.label_bias[labels])
+        logits = self.predict_logits(s, mask, slice(None) if labels is None else labels)
         loss = None
         if targets is not None:  # Eq. (7): -Σ_{L+} log p - Σ_{L-} log(1-p), averaged over docs
             bce = nn.functional.binary_cross_entropy_with_logits(
@@ -91,6 +94,18 @@ class HyperIMModel(nn.Module):
                 bce = bce * target_mask
             loss = bce.sum() / logits.shape[0]
         return logits, loss
+
+    def predict_logits(
+        self,
+        s: torch.Tensor,  # (B, L, T) label-aware representations s_i
+        mask: torch.Tensor,  # (B, T)
+        labels: torch.Tensor | slice,  # which labels: (B, L) ids, or a slice of all of them
+    ) -> torch.Tensor:
+        """Eq. (6) (without the σ) plus ``label_bias``: ``(B, L)`` logits, no offset."""
+        logits = self.head(s, mask)  # (B, L)
+        if self.label_bias is not None:
+            logits = logits + self.label_bias[labels]
+        return logits
 
     @torch.no_grad()
     def score_all(
@@ -106,8 +121,5 @@ class HyperIMModel(nn.Module):
         out = []
         for lo in range(0, self.config.n_labels, label_chunk):
             s = self.interaction(theta_w, self.labels.weight[lo : lo + label_chunk], m)
-            logits = self.head(s)
-            if self.label_bias is not None:
-                logits = logits + self.label_bias[lo : lo + label_chunk]
-            out.append(logits)
+            out.append(self.predict_logits(s, mask, slice(lo, lo + label_chunk)))
         return torch.cat(out, dim=1) + self.config.logit_offset
