@@ -310,10 +310,11 @@ def _warm_up(model, tokens, mask, label_chunk: int, per_doc: int = 0) -> None:
     with torch.no_grad():
         theta = model.encode(tokens, mask)
         m = mask.to(theta.dtype)
-        model.head(model.interaction(theta, model.labels.weight[:label_chunk], m))
+        s = model.interaction(theta, model.labels.weight[:label_chunk], m)
+        model.predict_logits(s, mask, slice(0, label_chunk))
         if per_doc:
             ids = torch.arange(per_doc).expand(tokens.shape[0], -1) % model.config.n_labels
-            model.head(model.interaction(theta, model.labels(ids), m))
+            model.predict_logits(model.interaction(theta, model.labels(ids), m), mask, ids)
 
 
 def _inference_row(
