@@ -176,7 +176,9 @@ class HeadProfile:
 
     .. math:: f_b(D) = w_e \\cdot \\varphi(b_f - D\\, c_b) + b_e, \\qquad c_b = W^f m_b,
 
-    ``m_b`` the document's mask. With the ReLU (or no activation) ``f_b`` is piecewise linear
+    ``m_b`` the document's mask (with the pooled head, ``c_b`` also holds ``W^p [1, 1]``: both
+    pooled values of the profile are ``-D``; exact for documents with at least one token). With
+    the ReLU (or no activation) ``f_b`` is piecewise linear
     in ``D``, with a kink where a hidden unit switches, so it is kept exactly as ``h + 1``
     lines between sorted breakpoints and evaluated with one ``searchsorted``; other
     activations are evaluated directly (``(B, L, h)`` work).
@@ -201,7 +203,7 @@ class HeadProfile:
         t = mask.shape[1]
         w_f = head.w_f.weight[:, :t].to(dtype)  # (h, T)
         c = mask.to(dtype) @ w_f.T  # (B, h)
-        if head.w_p is not None:  # max and mean of a constant profile -D are both -D
+        if head.w_p is not None:  # pooled head: max and mean of -D over real positions are -D
             c = c + head.w_p.weight.sum(1).to(c)
         b_f = head.w_f.bias if head.w_f.bias is not None else torch.zeros(w_f.shape[0])
         b_f = b_f.to(c)
