@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -130,6 +131,18 @@ def test_config_toml_round_trip(tmp_path: Path) -> None:
         TrainConfig(dtype="float16").validate()
     with pytest.raises(HyperIMError, match="phi must be one of identity, tanh, sigmoid, relu"):
         TrainConfig(phi="softplus").validate()
+    # a value of the wrong type is named, not taken as truthy or left to fail later
+    p.write_text('head_pool = "no"\n')
+    with pytest.raises(HyperIMError, match=re.escape("option head_pool must be bool, got 'no'")):
+        TrainConfig.from_toml(p)
+    p.write_text("epochs = 2.5\n")
+    with pytest.raises(HyperIMError, match=re.escape("option epochs must be int, got 2.5")):
+        TrainConfig.from_toml(p)
+    p.write_text("lr = 1\nmax_vocab = true\n")
+    with pytest.raises(
+        HyperIMError, match=re.escape("option max_vocab must be int | None, got True")
+    ):
+        TrainConfig.from_toml(p)
 
 
 def test_non_finite_step_changes_nothing() -> None:

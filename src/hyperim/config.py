@@ -10,6 +10,23 @@ from typing import Any
 
 from hyperim.errors import DataError, HyperIMError
 
+#: Python types a value of each annotation in :class:`TrainConfig` may have (an int is a float).
+_TYPES: dict[str, tuple[type, ...]] = {
+    "int": (int,),
+    "float": (int, float),
+    "str": (str,),
+    "bool": (bool,),
+    "None": (type(None),),
+}
+
+
+def _type_ok(annotation: str, value: Any) -> bool:
+    """Whether ``value`` fits a field annotated ``annotation`` (``bool`` is not an int here)."""
+    allowed = tuple(t for part in annotation.split("|") for t in _TYPES[part.strip()])
+    if isinstance(value, bool) and bool not in allowed:
+        return False
+    return isinstance(value, allowed)
+
 
 @dataclass
 class TrainConfig:
@@ -71,6 +88,10 @@ class TrainConfig:
         unknown = sorted(set(d) - set(known))
         if unknown:
             raise HyperIMError(f"{source}: unknown option(s) {', '.join(unknown)}")
+        for name, value in d.items():
+            annotation = str(known[name].type)  # e.g. "int", "float | None"
+            if not _type_ok(annotation, value):
+                raise HyperIMError(f"{source}: option {name} must be {annotation}, got {value!r}")
         return cls(**d)
 
     def updated(self, **overrides: Any) -> TrainConfig:
