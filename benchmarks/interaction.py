@@ -24,21 +24,24 @@ SHAPES = {"rcv1": dict(batch=64, tokens=300, labels=103, n_balls=75, ball_dim=2,
 def one_case(shape: str, naive: bool, steps: int, dtype: str) -> dict:
     import torch
 
-    from hyperim.models import HyperIMModel, ModelConfig
-    from hyperim.train import make_optimizers, optimisation_step
+    from hyperim.config import TrainConfig
+    from hyperim.models import HyperIMConfig, HyperIMModel
+    from hyperim.train import optimisation_step
 
     s = SHAPES[shape]
     torch.manual_seed(0)
-    cfg = ModelConfig(
+    cfg = HyperIMConfig(
         vocab_size=s["vocab"],
         n_labels=s["labels"],
         max_len=s["tokens"],
         n_balls=s["n_balls"],
         ball_dim=s["ball_dim"],
+        phi="identity",  # the paper's model, as measured before model families existed
+        label_bias=False,
     )
     model = HyperIMModel(cfg).to(getattr(torch, dtype))
     model.interaction.naive = naive
-    opts = make_optimizers(model, 1e-3)
+    opts = model.configure_optimizers(TrainConfig(lr=1e-3))
     tokens = torch.randint(2, s["vocab"], (s["batch"], s["tokens"]))
     mask = torch.ones_like(tokens, dtype=torch.bool)
     targets = (torch.rand(s["batch"], s["labels"]) < 0.03).float()

@@ -21,14 +21,8 @@ import torch
 from hyperim.config import TrainConfig
 from hyperim.data import bundled_dataset_path
 from hyperim.data.batching import epoch_batches, label_targets, pad_tokens
-from hyperim.train import (
-    build_model,
-    init_label_bias,
-    make_optimizers,
-    optimisation_step,
-    prepare,
-    sampling_logit_offset,
-)
+from hyperim.models.base import prior_logits
+from hyperim.train import build_model, optimisation_step, prepare, sampling_logit_offset
 
 
 def main() -> None:
@@ -36,17 +30,17 @@ def main() -> None:
     variant = json.loads(sys.argv[1])
     steps = int(sys.argv[2])
     no_gru = variant.pop("no_gru", False)
-    cfg = TrainConfig(**variant)
+    cfg = TrainConfig.of(**variant)
     prep = prepare(bundled_dataset_path(), cfg)
     torch.manual_seed(0)
     positives = float(np.mean([len(x) for x in prep.train.labels]))
     offset = sampling_logit_offset(cfg.negatives, len(prep.labels), positives)
     model = build_model(cfg, len(prep.vocab), len(prep.labels), offset)
-    if model.label_bias is not None:
-        init_label_bias(model, prep.train.labels, offset)
+    if model.head.label_bias is not None:
+        model.head.start_at_prior(prior_logits(prep.train.labels, len(prep.labels), offset))
     if no_gru:
         model.encode = lambda tokens, mask: model.words(tokens)
-    opts = make_optimizers(model, cfg.lr, cfg.hyper_lr, cfg.word_lr, cfg.head_lr)
+    opts = model.configure_optimizers(cfg)
     gen = torch.Generator().manual_seed(0)
     batches = epoch_batches(prep.train.lengths, cfg.batch_size, 0, 0)
     losses: list[float] = []

@@ -26,6 +26,12 @@ Cases (shapes of the issue; ``--quick`` scales every one down for a smoke test):
     Adam + Adam): batch 64, T 300, all 103 labels, 75×2D; fused vs naive.
 ``debtags-train-step``
     Batch 64, T 256, 608 labels, 100 sampled negatives per document (+ 1-5 positives).
+``rcv1-hyperbolic-price``, ``debtags-hyperbolic-price``
+    The price of hyperbolic geometry: the training step of HyperIM (its training defaults:
+    ϕ = tanh, per-label bias; 75×2D) and of EuclideanIM (its defaults, k = 150, a standard
+    GRU, the fused Euclidean interaction) at the same shapes, one after the other in one run;
+    ``seconds_per_step`` is HyperIM's, ``baseline_seconds_per_step`` EuclideanIM's, and
+    ``hyperbolic_over_euclidean`` their ratio (target <= 2).
 ``debtags-inference``
     Top-5 over all 608 labels for the bundled debtags test split (5,999 documents, length-
     sorted windows of 16 batches of 64 as ``predict_file``), with a model of the default shape
@@ -48,7 +54,7 @@ The WikiLSHTC cases read a synthetic WikiLSHTC-shaped dataset (``hyperim.data.sy
 preset ``wikilshtc``: 36,504 labels on 5 levels, ~1.86 leaf labels and ~118 words per
 document; 20,000 documents, of which 64 validation and 1,000 test) generated once into
 ``runs/bench/wikilshtc/data``. With ``--train-steps N`` a model is first trained on it
-(``TrainConfig(negatives=50, max_len=150)``, random initial embeddings, with
+(``TrainConfig.of(negatives=50, max_len=150)``, random initial embeddings, with
 ``--train-config`` JSON overrides, about N steps of batch 64 over ceil(N / 296) epochs,
 validation at each epoch end keeping the best model; kept in
 ``runs/bench/wikilshtc/train-sN[-hash]`` and reused); with 0 an untrained model is used,
@@ -105,6 +111,8 @@ CACHE = ROOT / "runs" / "bench"
 CASES = (
     "rcv1-train-step",
     "debtags-train-step",
+    "rcv1-hyperbolic-price",
+    "debtags-hyperbolic-price",
     "debtags-inference",
     "wikilshtc-train-step",
     "wikilshtc-inference",
@@ -240,22 +248,26 @@ def child_train_step(args, shape_name: str) -> dict:
     import numpy as np
 
     torch = _setup(args.threads)
+    from hyperim.config import TrainConfig
     from hyperim.data.batching import label_targets
-    from hyperim.models import HyperIMModel, ModelConfig
-    from hyperim.train import make_optimizers, optimisation_step
+    from hyperim.models import HyperIMConfig, HyperIMModel
+    from hyperim.models.euclidean import EuclideanIMConfig, EuclideanIMModel
+    from hyperim.train import optimisation_step
 
     s = (QUICK_SHAPES if args.quick else SHAPES)[shape_name]
     torch.manual_seed(0)
-    cfg = ModelConfig(
-        vocab_size=s["vocab"],
-        n_labels=s["labels"],
-        max_len=s["tokens"],
-        n_balls=N_BALLS,
-        ball_dim=BALL_DIM,
-    )
-    model = HyperIMModel(cfg)
-    model.interaction.naive = args.naive
-    opts = make_optimizers(model, 1e-3)
+    sizes = dict(vocab_size=s["vocab"], n_labels=s["labels"], max_len=s["tokens"])
+    if args.family == "euclidean":  # EuclideanIM with its defaults, k = n·d coordinates
+        model = EuclideanIMModel(EuclideanIMConfig(**sizes, dim=N_BALLS * BALL_DIM))
+    elif args.family == "hyperim":  # HyperIM with the training defaults (ϕ = tanh, label bias)
+        model = HyperIMModel(HyperIMConfig(**sizes, n_balls=N_BALLS, ball_dim=BALL_DIM))
+    else:  # the paper's model (ϕ = identity, no label bias), as the fused/naive cases
+        cfg = HyperIMConfig(
+            **sizes, n_balls=N_BALLS, ball_dim=BALL_DIM, phi="identity", label_bias=False
+        )
+        model = HyperIMModel(cfg)
+        model.interaction.naive = args.naive
+    opts = model.configure_optimizers(TrainConfig(lr=1e-3))
     rng = np.random.default_rng(0)
     tokens = torch.randint(2, s["vocab"], (s["batch"], s["tokens"]))
     mask = torch.ones_like(tokens, dtype=torch.bool)
@@ -308,13 +320,11 @@ def _warm_up(model, tokens, mask, label_chunk: int, per_doc: int = 0) -> None:
     import torch
 
     with torch.no_grad():
-        theta = model.encode(tokens, mask)
-        m = mask.to(theta.dtype)
-        s = model.interaction(theta, model.labels.weight[:label_chunk], m)
-        model.predict_logits(s, mask, slice(0, label_chunk))
+        encoded = model.encode_batch(tokens, mask)
+        model.score_chunk(encoded, 0, min(label_chunk, model.config.n_labels))
         if per_doc:
             ids = torch.arange(per_doc).expand(tokens.shape[0], -1) % model.config.n_labels
-            model.predict_logits(model.interaction(theta, model.labels(ids), m), mask, ids)
+            model.score_subset(encoded, ids)
 
 
 def _inference_row(
@@ -494,7 +504,7 @@ def child_wiki_shortlist(args) -> dict:
     torch = _setup(args.threads)
     from hyperim.data.batching import pad_tokens
     from hyperim.metrics import ranking_metrics
-    from hyperim.shortlist import (
+    from hyperim.models.hyperim.shortlist import (
         candidate_labels,
         candidate_recall,
         exact_scores,
@@ -620,7 +630,9 @@ class ChildError(RuntimeError):
     pass
 
 
-def run_child(args, what: str, naive: bool = False, steps: int | None = None) -> dict:
+def run_child(
+    args, what: str, naive: bool = False, steps: int | None = None, family: str = "paper"
+) -> dict:
     """Run one case (or helper) in a fresh process; its last stdout line is its JSON result."""
     cmd = [sys.executable, __file__, "--child", what, "--threads", str(args.threads)]
     cmd += ["--steps", str(steps if steps is not None else args.steps)]
@@ -631,6 +643,7 @@ def run_child(args, what: str, naive: bool = False, steps: int | None = None) ->
     cmd += ["--train-config", args.train_config] if args.train_config else []
     cmd += ["--quick"] if args.quick else []
     cmd += ["--naive"] if naive else []
+    cmd += ["--family", family]
     env = dict(os.environ)
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         env[var] = str(args.threads)
@@ -703,6 +716,21 @@ def build_row(name: str, args, matmul: float, fast: dict, base: dict | None, not
 
 def run_case(name: str, args, matmul: float) -> dict:
     note = None
+    if name.endswith("hyperbolic-price"):
+        shape = name.split("-")[0]
+        hyper = run_child(args, f"{shape}-train-step", family="hyperim")
+        eucl = run_child(args, f"{shape}-train-step", family="euclidean")
+        row = build_row(name, args, matmul, hyper, eucl, "baseline = EuclideanIM, same shapes")
+        row["speedup"] = None
+        row["hyperbolic_over_euclidean"] = round(
+            hyper["seconds_per_step"] / eucl["seconds_per_step"], 2
+        )
+        row["targets"] = (
+            None
+            if args.quick
+            else {"hyperbolic_over_euclidean<=2": row["hyperbolic_over_euclidean"] <= 2}
+        )
+        return row
     if name.endswith("train-step"):
         fast = run_child(args, name)
         if args.baseline_steps == 0:
@@ -787,6 +815,7 @@ def main() -> None:
     )
     ap.add_argument("--child", help=argparse.SUPPRESS)
     ap.add_argument("--naive", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--family", default="paper", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.train_steps is None:
         args.train_steps = 15 if args.quick else 296

@@ -28,7 +28,7 @@ def main() -> None:
         out = Path("runs/sweep") / ("_".join(f"{k}{v}" for k, v in overrides.items()) or "default")
         shutil.rmtree(out, ignore_errors=True)
         t0 = time.time()
-        cfg = TrainConfig(**{"epochs": 1, "max_steps_per_epoch": args.steps, **overrides})
+        cfg = TrainConfig.of(**{"epochs": 1, "max_steps_per_epoch": args.steps, **overrides})
         train(None, out, cfg, progress=False)
         valid = json.loads((out / "log.jsonl").read_text().splitlines()[-1])["valid"]
         row = {"config": overrides, "seconds": round(time.time() - t0, 1)}

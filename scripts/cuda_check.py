@@ -22,9 +22,9 @@ import torch
 from hyperim.config import TrainConfig
 from hyperim.geometry import pairwise_dist, pairwise_dist_naive, project
 from hyperim.geometry.pairwise import set_compile
-from hyperim.models import HyperIMModel, ModelConfig
+from hyperim.models import HyperIMConfig, HyperIMModel
 from hyperim.nn import HyperbolicGRU
-from hyperim.train import make_optimizers, optimisation_step, train
+from hyperim.train import optimisation_step, train
 
 
 def equality() -> None:
@@ -74,10 +74,18 @@ def gru_equality() -> None:
 
 def step_time(naive: bool) -> dict:
     torch.manual_seed(0)
-    cfg = ModelConfig(vocab_size=30000, n_labels=103, max_len=300, n_balls=75, ball_dim=2)
+    cfg = HyperIMConfig(
+        vocab_size=30000,
+        n_labels=103,
+        max_len=300,
+        n_balls=75,
+        ball_dim=2,
+        phi="identity",
+        label_bias=False,
+    )
     model = HyperIMModel(cfg).cuda()
     model.interaction.naive = naive
-    opts = make_optimizers(model, 1e-3)
+    opts = model.configure_optimizers(TrainConfig(lr=1e-3))
     tokens = torch.randint(2, 30000, (64, 300), device="cuda")
     mask = torch.ones_like(tokens, dtype=torch.bool)
     targets = (torch.rand(64, 103, device="cuda") < 0.03).float()

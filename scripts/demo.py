@@ -28,7 +28,7 @@ def main() -> None:
     if args.out.exists():
         shutil.rmtree(args.out)
     t0 = time.time()
-    train(None, args.out, TrainConfig(epochs=args.epochs))
+    train(None, args.out, TrainConfig.of(epochs=args.epochs))
     print(f"trained in {time.time() - t0:.0f}s -> {args.out / 'model'}")
 
     ds = load_dataset(bundled_dataset_path())

@@ -170,7 +170,15 @@ def test_data_synthetic(tmp_path: Path) -> None:
     one_line_error(run("data", "synthetic", "--out", str(out), "--preset", "nope"), "--preset")
 
 
-def test_unknown_flag_is_a_usage_error_not_a_traceback() -> None:
-    p = run("train", "--bogus")
+def test_unknown_flag_is_a_usage_error_not_a_traceback(tmp_path: Path) -> None:
+    p = run("evaluate", "--bogus")
     assert p.returncode == 2 and "Traceback" not in p.stderr
     assert "No such option: --bogus" in p.stderr
+    # train passes unknown flags to the model family, which names its own options
+    p = run("train", "--out", str(tmp_path / "r"), "--bogus", "1")
+    one_line_error(p, "no such option --bogus for model hyperim")
+    one_line_error(run("train", "--out", str(tmp_path / "r"), "--n-balls", "x"), "--n-balls")
+    one_line_error(
+        run("train", "--out", str(tmp_path / "r"), "--model", "nope"), "unknown model 'nope'"
+    )
+    assert not (tmp_path / "r").exists()

@@ -67,7 +67,7 @@ def test_two_processes_match_one(tiny_dataset: Path, tmp_path: Path) -> None:
     ]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
-    train(tiny_dataset, tmp_path / "single", TrainConfig(**DDP), progress=False)
+    train(tiny_dataset, tmp_path / "single", TrainConfig.of(**DDP), progress=False)
 
     a = load_file(str(tmp_path / "single" / "model" / "model.safetensors"))
     b = load_file(str(tmp_path / "ddp" / "model" / "model.safetensors"))

@@ -18,13 +18,13 @@ from hyperim.data.batching import pad_tokens
 from hyperim.errors import DataError, HyperIMError
 from hyperim.inference import evaluate_predictions, predict_file, topk_labels
 from hyperim.metrics import evaluate_scores
-from hyperim.models import HyperIMModel, ModelConfig
+from hyperim.models import HyperIMConfig, HyperIMModel
 from tests.conftest import HIERARCHY, make_docs
 
 
 def random_model(n_labels: int, vocab_size: int, dtype=torch.float64, **kw) -> HyperIMModel:
     torch.manual_seed(0)
-    cfg = ModelConfig(
+    cfg = HyperIMConfig(
         vocab_size=vocab_size,
         n_labels=n_labels,
         max_len=16,
@@ -38,7 +38,7 @@ def random_model(n_labels: int, vocab_size: int, dtype=torch.float64, **kw) -> H
     )
     model = HyperIMModel(cfg).to(dtype)
     with torch.no_grad():  # small distinct biases: no exact ties, text still decides
-        model.label_bias.copy_(0.05 * torch.randn(n_labels, dtype=dtype))
+        model.head.label_bias.copy_(0.05 * torch.randn(n_labels, dtype=dtype))
     return model.eval()
 
 

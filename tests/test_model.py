@@ -8,14 +8,15 @@ import torch
 
 from hyperim.data.batching import label_targets
 from hyperim.geometry import expmap0, logmap0, mobius_add, product_matvec
-from hyperim.models import HyperIMModel, ModelConfig
+from hyperim.models import HyperIMConfig, HyperIMModel
 from hyperim.nn import HyperbolicGRU, Interaction
+from hyperim.nn.gru import reference_forward
 from hyperim.nn.head import pooled_scores
 
 
 def small_model(**kw) -> HyperIMModel:
     torch.manual_seed(0)
-    cfg = ModelConfig(vocab_size=30, n_labels=9, max_len=12, n_balls=3, ball_dim=2, **kw)
+    cfg = HyperIMConfig(vocab_size=30, n_labels=9, max_len=12, n_balls=3, ball_dim=2, **kw)
     return HyperIMModel(cfg).double()
 
 
@@ -56,7 +57,7 @@ def test_padding_contributes_nothing(head_pool: bool) -> None:
 def test_partial_interaction_matches_full_scores(head_pool: bool) -> None:
     m = small_model(head_pool=head_pool, label_bias=True)
     with torch.no_grad():
-        m.label_bias.normal_()
+        m.head.label_bias.normal_()
     tokens = torch.randint(2, 30, (2, 5))
     mask = torch.ones(2, 5, dtype=torch.bool)
     mask[1, 3:] = False
@@ -86,10 +87,10 @@ def test_pooled_head_sees_a_near_word_anywhere() -> None:
     s = torch.tensor([[[-5.0, -0.5, -5.0, -5.0]]], dtype=torch.float64)
     moved = torch.tensor([[[-5.0, -5.0, -5.0, -0.5]]], dtype=torch.float64)
     mask = torch.ones(1, 4, dtype=torch.bool)
-    assert m.head(s, mask).item() == pytest.approx(m.head(moved, mask).item())
-    assert m.head(s, mask).item() == pytest.approx(10.0 - 0.5 + m.head.w_e.bias.item())
+    assert m.head.shared(s, mask).item() == pytest.approx(m.head.shared(moved, mask).item())
+    assert m.head.shared(s, mask).item() == pytest.approx(10.0 - 0.5 + m.head.w_e.bias.item())
     with pytest.raises(ValueError, match="mask"):
-        m.head(s)
+        m.head.shared(s)
 
 
 def test_negative_sampling_excludes_positives() -> None:
@@ -136,47 +137,16 @@ def test_gru_first_step_and_candidate_weight() -> None:
         torch.testing.assert_close(gru(e)[:, 0], out[:, 0])
 
 
-def eq5_reference(gru: HyperbolicGRU, e: torch.Tensor) -> torch.Tensor:
-    """Eq. (5) transcribed step by step in the ``(B, n, d)`` layout with geoopt's Poincaré
-    ball (no projections: the test keeps points well inside the ball)."""
-    ball = geoopt.PoincareBall()
-    b, t, n, d = e.shape
-    k = n * d
-    w_r, w_z, w_g = gru.w_rz[:k], gru.w_rz[k:], gru.w_g
-    u_r, u_z, u_g = gru.u[:k], gru.u[k : 2 * k], gru.u[2 * k :]
-    b_r, b_z, b_g = gru.bias
-
-    def mv(m: torch.Tensor, x: torch.Tensor) -> torch.Tensor:  # M ⊗ x, per-ball exp0/log0
-        v = (ball.logmap0(x).reshape(b, k) @ m.T).view(b, n, d)
-        return ball.expmap0(v)
-
-    h, out = e.new_zeros(b, n, d), []
-    for i in range(t):
-        x = e[:, i]
-        r = torch.sigmoid(
-            ball.logmap0(ball.mobius_add(ball.mobius_add(mv(w_r, h), mv(u_r, x)), b_r))
-        )
-        z = torch.sigmoid(
-            ball.logmap0(ball.mobius_add(ball.mobius_add(mv(w_z, h), mv(u_z, x)), b_z))
-        )
-        lh = ball.logmap0(h).reshape(b, k)
-        w_gh = ball.expmap0(((r.reshape(b, k) * lh) @ w_g.T).view(b, n, d))  # (W^g diag r) ⊗ h
-        cand = ball.mobius_add(ball.mobius_add(w_gh, mv(u_g, x)), b_g)
-        step = ball.expmap0(z * ball.logmap0(ball.mobius_add(-h, cand)))
-        h = ball.mobius_add(h, step)
-        out.append(h)
-    return torch.stack(out, dim=1)
-
-
 def test_gru_equals_eq5_reference_with_gradients() -> None:
     """The fast GRU (planar layout, permuted weights) equals a direct transcription of Eq. (5)
-    over several steps, values and gradients, in float64."""
+    (:func:`hyperim.nn.gru.reference_forward`; no projections: the test keeps points well
+    inside the ball) over several steps, values and gradients, in float64."""
     torch.manual_seed(1)
     gru = HyperbolicGRU(3, 2).double()
     with torch.no_grad():
         gru.bias.copy_(expmap0(torch.randn(3, 3, 2, dtype=torch.float64) * 0.2))
     e = expmap0(torch.randn(2, 6, 3, 2, dtype=torch.float64) * 0.5)
-    fast, ref = gru(e), eq5_reference(gru, e)
+    fast, ref = gru(e), reference_forward(gru, e)
     torch.testing.assert_close(fast, ref, rtol=1e-10, atol=1e-12)
     params = (gru.w_rz, gru.w_g, gru.u, gru.bias)
     weight = torch.randn_like(fast)
@@ -184,6 +154,18 @@ def test_gru_equals_eq5_reference_with_gradients() -> None:
     g_ref = torch.autograd.grad((ref * weight).sum(), params)
     for a, b in zip(g_fast, g_ref, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-8, atol=1e-10)
+
+
+@pytest.mark.parametrize("phi", ["tanh", "sigmoid", "relu"])
+def test_gru_equals_eq5_reference_with_phi(phi: str) -> None:
+    """The candidate's non-linearity ϕ (as exp0∘ϕ∘log0) is the same in both cells."""
+    torch.manual_seed(1)
+    gru = HyperbolicGRU(3, 2, phi=phi).double()
+    with torch.no_grad():
+        gru.bias.copy_(expmap0(torch.randn(3, 3, 2, dtype=torch.float64) * 0.2))
+    e = expmap0(torch.randn(2, 6, 3, 2, dtype=torch.float64) * 0.5)
+    with torch.no_grad():
+        torch.testing.assert_close(gru(e), reference_forward(gru, e), rtol=1e-10, atol=1e-12)
 
 
 def test_gru_checkpointing_changes_nothing() -> None:

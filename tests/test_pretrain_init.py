@@ -13,13 +13,17 @@ import torch
 from hyperim.config import TrainConfig
 from hyperim.errors import DataError, HyperIMError
 from hyperim.pretrain.io import load_embeddings, save_embeddings
-from hyperim.train import build_model, load_pretrained, prepare
+from hyperim.train import build_model, prepare, training_data
 
 SMALL = dict(n_balls=4, ball_dim=2, max_len=24, min_count=1)
 
 
+def load_pretrained(model, cfg, prep, run_dir: Path) -> None:
+    model.init_from_data(training_data(prep, cfg, run_dir))
+
+
 def model_and_prep(data: Path, **options):
-    cfg = TrainConfig(**SMALL, **options).validate()
+    cfg = TrainConfig.of(**SMALL, **options).validate()
     prep = prepare(data, cfg)
     return cfg, prep, build_model(cfg, len(prep.vocab), len(prep.labels))
 
@@ -58,7 +62,7 @@ def test_word_file_fills_known_rows_only(tiny_dataset: Path, tmp_path: Path) -> 
 
 def test_bad_init_options_are_one_line_errors(tiny_dataset: Path, tmp_path: Path) -> None:
     with pytest.raises(HyperIMError, match="--word-init 'glovee'"):
-        TrainConfig(word_init="glovee").validate()
+        TrainConfig.of(word_init="glovee").validate()
     save_embeddings(tmp_path / "3d.txt", ["cat"], torch.zeros(1, 1, 3), "sum")
     cfg, prep, model = model_and_prep(tiny_dataset, word_init=str(tmp_path / "3d.txt"))
     with pytest.raises(HyperIMError, match=r"1x3D does not match the model's 4x2D"):

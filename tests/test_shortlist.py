@@ -7,8 +7,8 @@ import torch
 
 from hyperim.data import Hierarchy
 from hyperim.inference import topk_labels
-from hyperim.models import HyperIMModel, ModelConfig
-from hyperim.shortlist import (
+from hyperim.models import HyperIMConfig, HyperIMModel
+from hyperim.models.hyperim.shortlist import (
     HeadProfile,
     LabelTree,
     candidate_labels,
@@ -27,7 +27,7 @@ def random_model(
     label_bias: bool = True, aggregate: str = "riemannian", head_pool: bool = False
 ) -> HyperIMModel:
     torch.manual_seed(0)
-    cfg = ModelConfig(
+    cfg = HyperIMConfig(
         vocab_size=VOCAB,
         n_labels=N_LABELS,
         max_len=12,
@@ -43,7 +43,7 @@ def random_model(
     model = HyperIMModel(cfg).to(torch.float64)
     if label_bias:
         with torch.no_grad():
-            model.label_bias.copy_(0.05 * torch.randn(N_LABELS, dtype=torch.float64))
+            model.head.label_bias.copy_(0.05 * torch.randn(N_LABELS, dtype=torch.float64))
     return model.eval()
 
 
@@ -176,7 +176,7 @@ def test_recall():
 @pytest.mark.parametrize("head_pool", [False, True])
 def test_head_profile_is_the_head_on_a_constant_score(activation, bias, head_pool):
     torch.manual_seed(3)
-    cfg = ModelConfig(
+    cfg = HyperIMConfig(
         vocab_size=VOCAB,
         n_labels=N_LABELS,
         max_len=12,
@@ -195,5 +195,5 @@ def test_head_profile_is_the_head_on_a_constant_score(activation, bias, head_poo
     d = torch.linspace(0, 6, 301, dtype=torch.float64).expand(mask.shape[0], -1)
     s = -d[:, :, None] * mask[:, None, :].to(torch.float64)  # (B, L, T): -D at real positions
     with torch.no_grad():
-        want = model.head(s, mask)
+        want = model.head.shared(s, mask)
     torch.testing.assert_close(prof(d), want, rtol=1e-10, atol=1e-10)

@@ -59,7 +59,7 @@ def weights(run: Path) -> dict[str, torch.Tensor]:
     ids=["paper", "defaults"],
 )
 def test_learns_beyond_label_frequency(tiny_dataset: Path, tmp_path: Path, arch: dict) -> None:
-    cfg = TrainConfig(**{**TINY, **arch})
+    cfg = TrainConfig.of(**{**TINY, **arch})
     summary = train(tiny_dataset, tmp_path / "run", cfg, progress=False)
     log = [json.loads(x) for x in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
     assert len(log) == summary["epochs_run"] and log[0]["epoch"] == 1
@@ -72,7 +72,7 @@ def test_learns_beyond_label_frequency(tiny_dataset: Path, tmp_path: Path, arch:
 
 
 def test_save_load_round_trip_is_exact(tiny_dataset: Path, tmp_path: Path) -> None:
-    train(tiny_dataset, tmp_path / "run", TrainConfig(**TINY, epochs=1), progress=False)
+    train(tiny_dataset, tmp_path / "run", TrainConfig.of(**TINY, epochs=1), progress=False)
     m = HyperIM.from_pretrained(tmp_path / "run" / "model")
     m.save_pretrained(tmp_path / "copy")
     for name in ("config.json", "model.safetensors", "vocab.json", "labels.json"):
@@ -85,7 +85,7 @@ def test_save_load_round_trip_is_exact(tiny_dataset: Path, tmp_path: Path) -> No
 def test_resume_after_interruption_matches_uninterrupted(
     tiny_dataset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    cfg = TrainConfig(**{**TINY, "patience": 9}, epochs=2)
+    cfg = TrainConfig.of(**{**TINY, "patience": 9}, epochs=2)
     train(tiny_dataset, tmp_path / "straight", cfg, progress=False)
 
     # interrupt in the middle of epoch 2 (after a mid-epoch checkpoint), like a kill -9
@@ -122,15 +122,16 @@ def test_config_toml_round_trip(tmp_path: Path) -> None:
     p = tmp_path / "c.toml"
     p.write_text('[train]\nepochs = 3\nn_balls = 5\naggregate = "riemannian"\n')
     cfg = TrainConfig.from_toml(p)
-    assert (cfg.epochs, cfg.n_balls, cfg.aggregate) == (3, 5, "riemannian")
+    assert (cfg.epochs, cfg.model_options["n_balls"]) == (3, 5)
+    assert cfg.model_config().aggregate == "riemannian"
     assert TrainConfig.from_dict(cfg.to_dict()) == cfg
     p.write_text("bogus = 1\n")
     with pytest.raises(HyperIMError, match="unknown option"):
         TrainConfig.from_toml(p)
     with pytest.raises(HyperIMError, match="dtype"):
-        TrainConfig(dtype="float16").validate()
+        TrainConfig.of(dtype="float16").validate()
     with pytest.raises(HyperIMError, match="phi must be one of identity, tanh, sigmoid, relu"):
-        TrainConfig(phi="softplus").validate()
+        TrainConfig.of(phi="softplus").validate()
     # a value of the wrong type is named, not taken as truthy or left to fail later
     p.write_text('head_pool = "no"\n')
     with pytest.raises(HyperIMError, match=re.escape("option head_pool must be bool, got 'no'")):
@@ -146,12 +147,12 @@ def test_config_toml_round_trip(tmp_path: Path) -> None:
 
 
 def test_non_finite_step_changes_nothing() -> None:
-    from hyperim.models import HyperIMModel, ModelConfig
-    from hyperim.train import make_optimizers, optimisation_step
+    from hyperim.models import HyperIMConfig, HyperIMModel
+    from hyperim.train import optimisation_step
 
     torch.manual_seed(0)
-    model = HyperIMModel(ModelConfig(vocab_size=20, n_labels=5, max_len=8, n_balls=2))
-    opts = make_optimizers(model, 1e-2)
+    model = HyperIMModel(HyperIMConfig(vocab_size=20, n_labels=5, max_len=8, n_balls=2))
+    opts = model.configure_optimizers(TrainConfig(lr=1e-2))
     before = {k: v.clone() for k, v in model.state_dict().items()}
     tokens = torch.randint(2, 20, (3, 6))
     mask = torch.ones_like(tokens, dtype=torch.bool)
@@ -168,35 +169,38 @@ def test_non_finite_step_changes_nothing() -> None:
 def test_label_bias_starts_at_the_prior(tiny_dataset: Path, tmp_path: Path) -> None:
     import numpy as np
 
-    from hyperim.train import init_label_bias, sampling_logit_offset
+    from hyperim.models.base import prior_logits, sampling_logit_offset
 
-    cfg = TrainConfig(**TINY, epochs=1, label_bias=True)
+    cfg = TrainConfig.of(**TINY, epochs=1, label_bias=True)
     train(tiny_dataset, tmp_path / "run", cfg, progress=False)
     m = HyperIM.from_pretrained(tmp_path / "run")
-    assert m.model.label_bias is not None
+    assert m.model.head.label_bias is not None
     labels = [np.array([0, 1]), np.array([0]), np.array([2])]
     offset = sampling_logit_offset(3, len(m.labels), 4 / 3)
-    init_label_bias(m.model, labels, offset)
+    m.model.head.start_at_prior(prior_logits(labels, len(m.labels), offset))
     prior = (np.array([2, 1, 1]) + 0.5) / 4  # counts of labels 0, 1, 2 over 3 documents
     expected = np.log(prior / (1 - prior)) - offset
-    np.testing.assert_allclose(m.model.label_bias.detach().numpy()[:3], expected, rtol=1e-6)
+    np.testing.assert_allclose(m.model.head.label_bias.detach().numpy()[:3], expected, rtol=1e-6)
     # W^e starts at zero, so the first logits are the prior exactly, whatever the text
     tokens = torch.randint(2, len(m.vocab), (2, 6))
     mask = torch.ones_like(tokens, dtype=torch.bool)
     with torch.no_grad():
         logits, _ = m.model(tokens, mask)
     np.testing.assert_allclose(
-        logits.numpy(), m.model.label_bias.detach().numpy()[None].repeat(2, 0), rtol=1e-6
+        logits.numpy(), m.model.head.label_bias.detach().numpy()[None].repeat(2, 0), rtol=1e-6
     )
 
 
 def test_optimizers_split_hyperbolic_and_euclidean() -> None:
     import geoopt
 
-    from hyperim.models import HyperIMModel, ModelConfig
-    from hyperim.train import make_optimizers
+    from hyperim.models import HyperIMConfig, HyperIMModel
 
-    model = HyperIMModel(ModelConfig(vocab_size=10, n_labels=3, max_len=4, n_balls=2))
+    model = HyperIMModel(HyperIMConfig(vocab_size=10, n_labels=3, max_len=4, n_balls=2))
+
+    def make_optimizers(model, lr, **lrs):
+        return model.configure_optimizers(TrainConfig(lr=lr, **lrs))
+
     radam, adam = make_optimizers(model, 1e-3, hyper_lr=1e-2)
     assert isinstance(radam, geoopt.optim.RiemannianAdam)
     assert [g["lr"] for g in radam.param_groups] == [1e-2, 1e-2]
@@ -211,5 +215,7 @@ def test_optimizers_split_hyperbolic_and_euclidean() -> None:
     _, adam = make_optimizers(model, 1e-3, head_lr=1e-4)
     assert [g["lr"] for g in adam.param_groups] == [1e-3, 1e-4]
     gru_etc, head = ({id(p) for p in g["params"]} for g in adam.param_groups)
-    assert head == {id(p) for p in model.head.parameters()}
+    # the per-label bias stays with the GRU weights, at lr
+    assert head == {id(p) for p in model.head.parameters()} - {id(model.head.label_bias)}
     assert id(model.encoder.u) in gru_etc and not gru_etc & head
+    assert id(model.head.label_bias) in gru_etc

@@ -40,10 +40,22 @@ def _echo_metrics(name: str, metrics: dict[str, float], as_json: bool) -> None:
         typer.echo(format_table({name: metrics}))
 
 
-@app.command()
+_EXTRA = {"allow_extra_args": True, "ignore_unknown_options": True}
+
+
+@app.command(
+    context_settings=_EXTRA,
+    epilog="Options of the model family (its [model] table) follow as --name VALUE, "
+    "--flag/--no-flag: `hyperim models NAME` lists them with their defaults.",
+)
 def train(
+    ctx: typer.Context,
     out: Annotated[Path, typer.Option("--out", help="Run folder to create (or resume).")],
     data: DataOpt = None,
+    model: Annotated[
+        Optional[str],
+        typer.Option("--model", help="Model family: hyperim | euclidean (`hyperim models`)."),
+    ] = None,
     config: Annotated[
         Optional[Path], typer.Option(help="TOML file of options; flags override it.")
     ] = None,
@@ -57,45 +69,14 @@ def train(
     hyper_lr: Annotated[
         Optional[float], typer.Option(help="Riemannian Adam lr (default: --lr).")
     ] = None,
-    word_lr: Annotated[
-        Optional[float], typer.Option(help="Riemannian Adam lr of the word embeddings.")
-    ] = None,
+    word_lr: Annotated[Optional[float], typer.Option(help="lr of the word embeddings.")] = None,
     head_lr: Annotated[
         Optional[float], typer.Option(help="Adam lr of the prediction layers (default: --lr).")
     ] = None,
     negatives: Annotated[
         Optional[int], typer.Option(help="Sampled negatives per document (Eq. 7); 0 = all labels.")
     ] = None,
-    label_init: Annotated[
-        Optional[str],
-        typer.Option(help="auto | random | hierarchy (Eq. 2) | an embedding file."),
-    ] = None,
-    word_init: Annotated[
-        Optional[str],
-        typer.Option(help="random | glove (Eq. 3) | glove+wordnet (Eq. 3+4) | an embedding file."),
-    ] = None,
     max_len: Annotated[Optional[int], typer.Option()] = None,
-    n_balls: Annotated[Optional[int], typer.Option()] = None,
-    ball_dim: Annotated[Optional[int], typer.Option()] = None,
-    aggregate: Annotated[Optional[str], typer.Option(help="sum | riemannian")] = None,
-    phi: Annotated[
-        Optional[str],
-        typer.Option(help="ϕ of the GRU, Eq. (5): identity (the paper's) | tanh | sigmoid | relu."),
-    ] = None,
-    label_bias: Annotated[
-        Optional[bool],
-        typer.Option(
-            "--label-bias/--no-label-bias",
-            help="A learned per-label bias on Eq. (6), started at the label prior.",
-        ),
-    ] = None,
-    head_pool: Annotated[
-        Optional[bool],
-        typer.Option(
-            "--head-pool/--no-head-pool",
-            help="Max and mean of each label's word scores as inputs of Eq. (6) too.",
-        ),
-    ] = None,
     dtype: Annotated[Optional[str], typer.Option(help="float32 | float64")] = None,
     device: Annotated[Optional[str], typer.Option(help="auto | cpu | cuda | cuda:N")] = None,
     patience: Annotated[Optional[int], typer.Option()] = None,
@@ -104,14 +85,18 @@ def train(
         bool, typer.Option("--skip-invalid", help="Skip (and count) invalid lines.")
     ] = False,
 ) -> None:
-    """Train HyperIM; the best model (by validation nDCG@5) lands in OUT/model."""
+    """Train a model (HyperIM by default); the best one (by validation nDCG@5) lands in
+    OUT/model."""
     from hyperim.config import TrainConfig
     from hyperim.train import train as run_train
 
     if resume:
+        if ctx.args or model:
+            raise HyperIMError("--resume takes its options from the run; give only --epochs")
         summary = run_train(None, out, resume=True, epochs=epochs)
     else:
         cfg = TrainConfig.from_toml(config) if config else TrainConfig()
+        cfg = cfg.updated(model=model)
         cfg = cfg.updated(
             seed=seed,
             batch_size=batch_size,
@@ -119,24 +104,99 @@ def train(
             hyper_lr=hyper_lr,
             word_lr=word_lr,
             head_lr=head_lr,
-            label_init=label_init,
-            word_init=word_init,
             negatives=negatives,
             max_len=max_len,
-            n_balls=n_balls,
-            ball_dim=ball_dim,
-            aggregate=aggregate,
-            phi=phi,
-            label_bias=label_bias,
-            head_pool=head_pool,
             dtype=dtype,
             device=device,
             patience=patience,
             max_steps_per_epoch=max_steps_per_epoch,
             skip_invalid=skip_invalid or None,
+            **parse_model_options(cfg.model, ctx.args),
         )
         summary = run_train(data, out, cfg, epochs=epochs)
     typer.echo(json.dumps(summary))
+
+
+def parse_model_options(model: str, args: list[str]) -> dict:
+    """``["--n-balls", "10", "--no-label-bias"]`` -> ``{"n_balls": 10, "label_bias": False}``,
+    checked against the fields of ``model``'s config."""
+    from dataclasses import MISSING
+
+    from hyperim.models.registry import get_family
+
+    fields = {f.name: f for f in get_family(model).config_class.option_fields()}
+    out: dict = {}
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if not arg.startswith("--"):
+            raise HyperIMError(f"unexpected argument {arg!r}")
+        key, _, inline = arg[2:].partition("=")
+        name = key.replace("-", "_")
+        negated = name.startswith("no_") and name[3:] in fields
+        if negated:
+            name = name[3:]
+        f = fields.get(name)
+        if f is None:
+            raise HyperIMError(
+                f"no such option --{key} for model {model} (its options: "
+                + ", ".join("--" + n.replace("_", "-") for n in fields)
+                + ")"
+            )
+        kind = str(f.type)
+        if kind == "bool":
+            if inline:
+                raise HyperIMError(f"--{key} is a flag: give --{key} or --no-{key}")
+            out[name] = not negated
+            i += 1
+            continue
+        if negated:
+            raise HyperIMError(f"--{key}: only flags have a --no- form")
+        if inline:
+            value = inline
+            i += 1
+        elif i + 1 < len(args):
+            value = args[i + 1]
+            i += 2
+        else:
+            raise HyperIMError(f"--{key} needs a value")
+        out[name] = _convert(value, kind, key)
+        assert f.default is not MISSING or f.default_factory is not MISSING
+    return out
+
+
+def _convert(value: str, kind: str, key: str):
+    parts = [p.strip() for p in kind.split("|")]
+    if "None" in parts and value.lower() in ("none", ""):
+        return None
+    for part, cast in (("int", int), ("float", float), ("str", str)):
+        if part in parts:
+            try:
+                return cast(value)
+            except ValueError:
+                continue
+    raise HyperIMError(f"--{key} must be {kind}, got {value!r}")
+
+
+@app.command()
+def models(
+    name: Annotated[Optional[str], typer.Argument(help="A model family.")] = None,
+) -> None:
+    """List the model families, or the options of one (its [model] table) with defaults."""
+    from dataclasses import MISSING
+
+    from hyperim.models.registry import FAMILIES, get_family
+
+    if name is None:
+        for key, (_, _, description) in FAMILIES.items():
+            typer.echo(f"{key:<12} {description}")
+        return
+    family = get_family(name)
+    typer.echo(f"{name}: {family.description}")
+    typer.echo(f"options (hyperim train --model {name} --NAME VALUE, or [model] in TOML):")
+    for f in family.config_class.option_fields():
+        default = f.default if f.default is not MISSING else f.default_factory()  # type: ignore[misc]
+        typer.echo(f"  --{f.name.replace('_', '-'):<20} {f.type!s:<14} default {default!r}")
 
 
 @app.command()
@@ -242,6 +302,137 @@ def predict(
             typer.echo(f"{head}")
             for p in preds:
                 typer.echo(f"  {p.probability:6.3f}  {p.label:<32} {', '.join(p.evidence)}")
+
+
+def _budget_options(epochs: Optional[int], budget: Optional[float]) -> dict:
+    if epochs is None and budget is None:
+        raise HyperIMError("give --epochs N or --budget MINUTES (or both)")
+    if epochs is not None and epochs < 1:
+        raise HyperIMError("--epochs must be >= 1")
+    if budget is not None and not budget > 0:
+        raise HyperIMError("--budget must be > 0 minutes")
+    return {"epochs": epochs, "minutes": budget}
+
+
+def _apply_options(entries: list, options: list[str]) -> None:
+    """``--option KEY=VALUE`` for every neural entry whose training or family knows KEY."""
+    from dataclasses import fields as dc_fields
+
+    from hyperim.benchmark import BASELINES
+    from hyperim.config import TrainConfig
+    from hyperim.models.registry import get_family
+
+    parsed = {}
+    for item in options:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise HyperIMError(f"--option {item!r}: expected KEY=VALUE")
+        try:
+            parsed[key.replace("-", "_")] = json.loads(value)
+        except json.JSONDecodeError:
+            parsed[key.replace("-", "_")] = value
+    train_keys = {f.name for f in dc_fields(TrainConfig)}
+    used = set()
+    for e in entries:
+        if e.model in BASELINES:
+            continue
+        known = train_keys | {f.name for f in get_family(e.model).config_class.option_fields()}
+        for k, v in parsed.items():
+            if k in known:
+                e.options.setdefault(k, v)
+                used.add(k)
+    unused = sorted(set(parsed) - used)
+    if unused:
+        raise HyperIMError(f"--option {', '.join(unused)}: no listed model has such an option")
+
+
+@app.command()
+def benchmark(
+    out: Annotated[Path, typer.Option(help="Folder for runs, results.md and results.jsonl.")],
+    data: DataOpt = None,
+    models: Annotated[
+        str, typer.Option("--models", help="Comma-separated: hyperim,euclidean,tfidf,frequency")
+    ] = "hyperim,euclidean,tfidf,frequency",
+    seeds: Annotated[int, typer.Option(help="Seeds per model (mean ± std).")] = 1,
+    epochs: Annotated[Optional[int], typer.Option(help="Epochs per neural model.")] = None,
+    budget: Annotated[
+        Optional[float], typer.Option(help="Training minutes per neural model and seed.")
+    ] = None,
+    split: Annotated[str, typer.Option(help="valid | test")] = "test",
+    option: Annotated[
+        Optional[list[str]],
+        typer.Option("--option", help="KEY=VALUE for every model that has KEY (repeatable)."),
+    ] = None,
+) -> None:
+    """The paper's Table 2 on your data: train and evaluate each model on the same splits with
+    the same budget; writes OUT/results.md and OUT/results.jsonl (resumable)."""
+    from hyperim.benchmark import parse_models, run_entries, write_benchmark
+    from hyperim.data import bundled_dataset_path
+
+    entries = parse_models(models)
+    _apply_options(entries, option or [])
+    data_dir = data or bundled_dataset_path()
+    results = run_entries(
+        entries,
+        data_dir,
+        out,
+        seeds,
+        **_budget_options(epochs, budget),
+        split=split,
+        log=lambda m: typer.echo(m, err=True),
+        progress=sys.stderr.isatty(),
+    )
+    path = write_benchmark(results, out, f"{data_dir.name}, {split} split")
+    typer.echo(path.read_text(), nl=False)
+
+
+@app.command()
+def ablation(
+    out: Annotated[Path, typer.Option(help="Folder for runs, results.md and ablation.png.")],
+    data: DataOpt = None,
+    dims: Annotated[
+        str, typer.Option(help="Embedding dimensions (even: HyperIM uses dim/2 balls of 2-D).")
+    ] = "2,4,10,20,50,150",
+    seeds: Annotated[int, typer.Option(help="Seeds per variant (mean ± std).")] = 1,
+    epochs: Annotated[Optional[int], typer.Option(help="Epochs per run.")] = None,
+    budget: Annotated[Optional[float], typer.Option(help="Training minutes per run.")] = None,
+    split: Annotated[str, typer.Option(help="valid | test")] = "test",
+    word_init: Annotated[
+        Optional[str],
+        typer.Option(help="Word start of both families (default: each family's own)."),
+    ] = None,
+    option: Annotated[
+        Optional[list[str]],
+        typer.Option("--option", help="KEY=VALUE for every run whose model has KEY."),
+    ] = None,
+) -> None:
+    """The paper's ablation (Fig. 3): E-rand, E-hier, H-rand, H-hier by embedding dimension;
+    writes OUT/results.md and OUT/ablation.png."""
+    from hyperim.benchmark import ablation_entries, run_entries, write_ablation
+    from hyperim.data import bundled_dataset_path
+
+    try:
+        dim_list = [int(x) for x in dims.split(",") if x.strip()]
+    except ValueError:
+        raise HyperIMError(f"--dims {dims!r}: expected comma-separated integers") from None
+    if not dim_list:
+        raise HyperIMError("--dims: give at least one dimension")
+    entries = ablation_entries(dim_list, word_init)
+    _apply_options(entries, option or [])
+    data_dir = data or bundled_dataset_path()
+    results = run_entries(
+        entries,
+        data_dir,
+        out,
+        seeds,
+        **_budget_options(epochs, budget),
+        split=split,
+        log=lambda m: typer.echo(m, err=True),
+        progress=sys.stderr.isatty(),
+    )
+    md, png = write_ablation(results, out, f"{data_dir.name}, {split} split")
+    typer.echo(md.read_text(), nl=False)
+    typer.echo(f"plot: {png}")
 
 
 def _read_inputs(path: Path) -> list:

@@ -1,59 +1,42 @@
-"""Typed options for training (and the architecture it builds); round-trip to JSON and TOML."""
+"""Typed options for training; round-trip to JSON and TOML.
+
+Training options are :class:`TrainConfig` fields (a ``[train]`` table in TOML); the model
+family is ``model`` (a registry name) and its architecture options are a ``[model]`` table,
+validated by that family's config dataclass (:mod:`hyperim.models.registry`)::
+
+    [train]
+    model = "hyperim"
+    epochs = 8
+
+    [model]
+    n_balls = 75
+    phi = "tanh"
+
+A flat table written before model families existed (``n_balls = 75`` beside ``epochs = 8``)
+still works: keys of the family's config are moved to its ``[model]`` table.
+"""
 
 from __future__ import annotations
 
 import json
 import tomllib
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
 from hyperim.errors import DataError, HyperIMError
+from hyperim.models.base import ModelConfig, check_options, type_ok
+from hyperim.models.registry import DEFAULT_FAMILY, get_family
 
-#: Python types a value of each annotation in :class:`TrainConfig` may have (an int is a float).
-_TYPES: dict[str, tuple[type, ...]] = {
-    "int": (int,),
-    "float": (int, float),
-    "str": (str,),
-    "bool": (bool,),
-    "None": (type(None),),
-}
-
-
-def _type_ok(annotation: str, value: Any) -> bool:
-    """Whether ``value`` fits a field annotated ``annotation`` (``bool`` is not an int here)."""
-    allowed = tuple(t for part in annotation.split("|") for t in _TYPES[part.strip()])
-    if isinstance(value, bool) and bool not in allowed:
-        return False
-    return isinstance(value, allowed)
+METRICS = ("P@1", "P@3", "P@5", "nDCG@3", "nDCG@5", "micro_f1", "macro_f1")
 
 
 @dataclass
 class TrainConfig:
-    """Everything ``hyperim train`` needs besides the data; defaults are the reported setup.
+    """Everything ``hyperim train`` needs besides the data; defaults are the reported setup."""
 
-    Architecture fields mirror :class:`hyperim.models.ModelConfig`; the rest drive training.
-    """
-
-    # architecture (paper: 75×2D, ϕ = identity). Training defaults to ϕ = tanh with a per-label
-    # bias: the best set-up measured on debtags validation (BENCHMARKS.md); with ϕ = identity
-    # the GRU's states reach the boundary after a few epochs and its float32 gradient through
-    # time overflows. ``phi = "identity"``, ``label_bias = false`` is the paper's model.
-    n_balls: int = 75
-    ball_dim: int = 2
-    phi: str = "tanh"
-    head_activation: str = "relu"
-    gru_init: str = "uniform"  # "uniform" (PyTorch's GRU init) or "orthogonal"
-    label_bias: bool = True  # per-label bias on Eq. (6), started at the label prior (extension)
-    head_pool: bool = False  # max and mean of s_i as inputs of Eq. (6) too (extension)
-    aggregate: str = "riemannian"  # measured better than "sum" (BENCHMARKS.md)
-    word_init_scale: float = 0.1  # measured: 0.05, 0.1, 0.3 and 0.01 (BENCHMARKS.md)
-    label_init_scale: float = 0.1
-    # where embeddings start (hyperim.pretrain.init): a name or an embedding file
-    # the paper's H-hier set-up; best of six on debtags validation (BENCHMARKS.md)
-    label_init: str = "auto"  # auto (hierarchy if any) | random | hierarchy (Eq. 2) | FILE
-    word_init: str = "glove+wordnet"  # random | glove (Eq. 3) | glove+wordnet (Eq. 3+4) | FILE
-    wordnet_dir: str | None = None  # WordNet 3.0 database folder; None = /usr/share/wordnet
+    model: str = DEFAULT_FAMILY  # the model family (hyperim.models.registry)
+    model_options: dict[str, Any] = field(default_factory=dict)  # its [model] table
     # data
     max_len: int = 256
     min_count: int = 2
@@ -64,13 +47,17 @@ class TrainConfig:
     batch_size: int = 64
     lr: float = 1e-3
     hyper_lr: float | None = None  # Riemannian Adam's lr (hyperbolic parameters); None = lr
-    word_lr: float | None = None  # Riemannian Adam's lr for the word embeddings; None = hyper_lr
+    word_lr: float | None = None  # lr of the word embeddings; None = hyper_lr (or lr)
     head_lr: float | None = None  # Adam's lr for the prediction layers (Eq. 6); None = lr
     negatives: int = 100  # sampled negatives per document (Eq. 7); 0 = every label
     seed: int = 0
     dtype: str = "float32"
     device: str = "auto"  # "auto" (CUDA when available), "cpu", "cuda", "cuda:1", ...
     max_steps_per_epoch: int | None = None
+    # a time budget for the training steps (evaluation not counted): the epoch running when it
+    # is spent ends there and is evaluated. Unlike epochs, where it stops depends on the
+    # machine's speed, so a budgeted run does not repeat to the last digit.
+    max_minutes: float | None = None
     # evaluation, early stopping, checkpoints
     metric: str = "nDCG@5"
     patience: int = 2
@@ -79,32 +66,68 @@ class TrainConfig:
     checkpoint_every: int = 100
     max_bad_steps: int = 20  # consecutive non-finite steps (skipped) before giving up
 
+    @classmethod
+    def of(cls, **options: Any) -> TrainConfig:
+        """From keyword options, training and model-family ones alike:
+        ``TrainConfig.of(epochs=2, n_balls=10)``."""
+        return cls.from_dict(options, source="options")
+
+    # ---------------------------------------------------------------- model options
+    def model_config(self) -> ModelConfig:
+        """The family's config from ``model_options`` (``max_len`` from these options)."""
+        family = get_family(self.model)
+        options = {**self.model_options, "max_len": self.max_len}
+        return family.config_class.from_dict(options, source=f"model {self.model}")
+
+    # ---------------------------------------------------------------- dict / JSON / TOML
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], source: str = "config") -> TrainConfig:
-        known = {f.name: f for f in fields(cls)}
-        unknown = sorted(set(d) - set(known))
-        if unknown:
-            raise HyperIMError(f"{source}: unknown option(s) {', '.join(unknown)}")
-        for name, value in d.items():
-            annotation = str(known[name].type)  # e.g. "int", "float | None"
-            if not _type_ok(annotation, value):
-                raise HyperIMError(f"{source}: option {name} must be {annotation}, got {value!r}")
-        return cls(**d)
+        """From a ``TrainConfig.to_dict()`` (or a flat table of an earlier version: keys of
+        the family's config move to ``model_options``)."""
+        d = dict(d)
+        name = d.get("model", DEFAULT_FAMILY)
+        if not isinstance(name, str):
+            raise HyperIMError(f"{source}: option model must be str, got {name!r}")
+        options = d.pop("model_options", {})
+        if not isinstance(options, dict):
+            raise HyperIMError(f"{source}: option model_options must be a table")
+        train_fields = {f.name for f in fields(cls)}
+        family_fields = {f.name for f in get_family(name).config_class.option_fields()}
+        moved = {k: d.pop(k) for k in list(d) if k not in train_fields and k in family_fields}
+        check_options(cls, d, source)
+        model_options = {**moved, **options}
+        check_options(get_family(name).config_class, model_options, source, "[model]")
+        return cls(**d, model_options=model_options)
 
     def updated(self, **overrides: Any) -> TrainConfig:
-        """A copy with the given options changed; ``None`` values are ignored (unset flags)."""
-        return replace(self, **{k: v for k, v in overrides.items() if v is not None})
+        """A copy with the given options changed; ``None`` values are ignored (unset flags).
+
+        A key that is not a training option but an option of the model family goes to
+        ``model_options``; ``model=`` changes the family.
+        """
+        overrides = {k: v for k, v in overrides.items() if v is not None}
+        name = overrides.get("model", self.model)
+        train_fields = {f.name for f in fields(self)}
+        family_fields = {f.name for f in get_family(name).config_class.option_fields()}
+        model_opts = {k: overrides.pop(k) for k in list(overrides) if k not in train_fields}
+        unknown = sorted(set(model_opts) - family_fields)
+        if unknown:
+            raise HyperIMError(f"unknown option(s) {', '.join(unknown)} for model {name}")
+        return replace(self, **overrides, model_options={**self.model_options, **model_opts})
 
     def validate(self) -> TrainConfig:
         """Raise :class:`HyperIMError` for impossible values; return ``self``."""
-        from hyperim.nn.gru import PHI
-
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name != "model_options" and not type_ok(str(f.type), value):
+                raise HyperIMError(f"invalid option: {f.name} must be {f.type}, got {value!r}")
         checks = [
-            (self.n_balls >= 1 and self.ball_dim >= 1, "n_balls and ball_dim must be >= 1"),
             (self.max_len >= 2, "max_len must be >= 2"),
+            (self.min_count >= 1, "min_count must be >= 1"),
+            (self.max_vocab is None or self.max_vocab >= 3, "max_vocab must be >= 3"),
             (self.epochs >= 1, "epochs must be >= 1"),
             (self.batch_size >= 1, "batch_size must be >= 1"),
             (self.lr > 0, "lr must be > 0"),
@@ -113,22 +136,22 @@ class TrainConfig:
             (self.head_lr is None or self.head_lr > 0, "head_lr must be > 0"),
             (self.negatives >= 0, "negatives must be >= 0"),
             (self.dtype in ("float32", "float64"), "dtype must be float32 or float64"),
-            (self.aggregate in ("sum", "riemannian"), "aggregate must be sum or riemannian"),
-            (self.phi in PHI, f"phi must be one of {', '.join(PHI)}"),
-            (self.gru_init in ("uniform", "orthogonal"), "gru_init must be uniform or orthogonal"),
             (0 < self.threshold < 1, "threshold must be in (0, 1)"),
+            (self.metric in METRICS, f"metric must be one of {' '.join(METRICS)}"),
+            (self.patience >= 1, "patience must be >= 1"),
+            (self.eval_batch_size >= 1, "eval_batch_size must be >= 1"),
+            (self.checkpoint_every >= 0, "checkpoint_every must be >= 0"),
+            (self.max_bad_steps >= 1, "max_bad_steps must be >= 1"),
+            (self.max_minutes is None or self.max_minutes > 0, "max_minutes must be > 0"),
             (
-                self.metric in ("P@1", "P@3", "P@5", "nDCG@3", "nDCG@5", "micro_f1", "macro_f1"),
-                "metric must be one of P@1 P@3 P@5 nDCG@3 nDCG@5 micro_f1 macro_f1",
+                self.max_steps_per_epoch is None or self.max_steps_per_epoch >= 1,
+                "max_steps_per_epoch must be >= 1",
             ),
         ]
         for ok, message in checks:
             if not ok:
                 raise HyperIMError(f"invalid option: {message}")
-        from hyperim.pretrain.init import check_init
-
-        check_init("label", self.label_init)
-        check_init("word", self.word_init)
+        self.model_config().validate()
         return self
 
     def save_json(self, path: Path) -> None:
@@ -136,15 +159,26 @@ class TrainConfig:
 
     @classmethod
     def from_toml(cls, path: Path) -> TrainConfig:
-        """Read options from a TOML file (a flat table, or a ``[train]`` table)."""
+        """Read options from a TOML file: a ``[train]`` table and a ``[model]`` table (or one
+        flat table, as earlier versions wrote)."""
         try:
             data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise DataError(path, None, "config file not found") from None
+        except IsADirectoryError:
+            raise DataError(path, None, "is a folder, not a TOML file") from None
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
             raise DataError(path, None, f"invalid TOML: {e}") from None
-        data = data.get("train", data)
+        model_table = data.pop("model", None) if isinstance(data.get("model"), dict) else None
+        train = data.get("train", data)
+        if not isinstance(train, dict):
+            raise DataError(path, None, "[train] must be a table")
+        train = dict(train)
+        if model_table is not None:
+            if "model_options" in train:
+                raise DataError(path, None, "give model options in [model] only")
+            train["model_options"] = model_table
         try:
-            return cls.from_dict(data, source=str(path))
+            return cls.from_dict(train, source=str(path))
         except TypeError as e:
             raise DataError(path, None, str(e)) from None

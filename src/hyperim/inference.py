@@ -11,71 +11,71 @@ against gold labels later, without the model.
 
 from __future__ import annotations
 
-import gzip
 import itertools
 import json
-import os
 import time
 from collections.abc import Collection, Iterable, Iterator, Sequence
-from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
-from hyperim.api import HyperIM
+from hyperim.atomic import atomic_output
 from hyperim.data.batching import pad_tokens
-from hyperim.data.reader import (
-    Document,
-    _BadLine,
-    _decode,
-    _parse_document,
-    decode_line,
-    iter_documents,
-    iter_raw_lines,
-    tokenize,
-)
+from hyperim.data.lines import BadLine, decode, decode_line, iter_raw_lines
+from hyperim.data.reader import Document, iter_documents, parse_document, tokenize
 from hyperim.data.vocab import LabelIndex, Vocabulary
 from hyperim.errors import DataError, HyperIMError
 from hyperim.metrics import ranking_metrics
-from hyperim.models import HyperIMModel
+from hyperim.models.base import LABEL_CHUNK, TextModel
 
-#: Labels scored at a time by :func:`topk_labels` (as ``HyperIMModel.score_all``).
-LABEL_CHUNK = 2048
+if TYPE_CHECKING:
+    from hyperim.api import HyperIM
+
+__all__ = [
+    "LABEL_CHUNK",
+    "atomic_output",
+    "batches",
+    "evaluate_predictions",
+    "evidence_words",
+    "iter_inputs",
+    "iter_predictions",
+    "predict_file",
+    "proba_encoded",
+    "topk_labels",
+]
 #: Batches read, length-sorted and scored together (bounds padding and memory).
 WINDOW_BATCHES = 16
 _JSONL_SUFFIXES = (".jsonl", ".json", ".ndjson")
 
 
-# ------------------------------------------------------------------------------ top-k
-def _topk_encoded(
-    model: HyperIMModel, theta_w: torch.Tensor, mask: torch.Tensor, k: int, label_chunk: int
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Running top-k over label chunks from already-encoded words ``theta_w``."""
-    n_labels = model.config.n_labels
-    k = min(k, n_labels)
-    m = mask.to(theta_w.dtype)
-    weight = model.labels.weight
-    best_v: torch.Tensor | None = None
-    best_i: torch.Tensor | None = None
-    for lo in range(0, n_labels, label_chunk):
-        hi = min(lo + label_chunk, n_labels)
-        s = model.interaction(theta_w, weight[lo:hi], m)  # (B, chunk, T)
-        logits = model.predict_logits(s, mask, slice(lo, hi))  # (B, chunk)
-        ids = torch.arange(lo, hi, device=logits.device).expand(logits.shape[0], -1)
-        if best_v is not None and best_i is not None:
-            logits = torch.cat([best_v, logits], dim=1)  # (B, k + chunk)
-            ids = torch.cat([best_i, ids], dim=1)
-        best_v, pos = logits.topk(min(k, logits.shape[1]), dim=1)
-        best_i = ids.gather(1, pos)
-    assert best_v is not None and best_i is not None
-    return best_v + model.config.logit_offset, best_i
+# ------------------------------------------------------------------------------ scoring
+def batches(
+    seqs: Sequence[np.ndarray], batch_size: int, device: torch.device
+) -> Iterator[tuple[np.ndarray, torch.Tensor, torch.Tensor]]:
+    """Length-sorted batches (little padding); yields ``(positions, tokens, mask)``."""
+    order = np.argsort([len(s) for s in seqs], kind="stable")
+    for lo in range(0, len(order), batch_size):
+        idx = order[lo : lo + batch_size]
+        tokens, mask = pad_tokens([seqs[i] for i in idx])
+        yield idx, tokens.to(device), mask.to(device)
+
+
+@torch.no_grad()
+def proba_encoded(
+    model: TextModel, seqs: Sequence[np.ndarray], batch_size: int = 128
+) -> np.ndarray:
+    """Probabilities ``(N, C)`` of every label for encoded token id sequences."""
+    out = np.zeros((len(seqs), model.n_labels), dtype=np.float32)
+    for idx, tokens, mask in batches(seqs, batch_size, model.device):
+        out[idx] = torch.sigmoid(model.score_all(tokens, mask)).float().cpu().numpy()
+    return out
 
 
 @torch.no_grad()
 def topk_labels(
-    model: HyperIMModel,
+    model: TextModel,
     tokens: torch.Tensor,
     mask: torch.Tensor,
     k: int,
@@ -83,15 +83,16 @@ def topk_labels(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The ``k`` highest calibrated logits of each document and their label ids.
 
-    Scores ``label_chunk`` labels at a time and merges them into the running top-k with
-    ``torch.topk`` over the concatenation, so the largest score tensor is
-    ``(B, k + label_chunk)`` (plus the ``(B, T, label_chunk)`` interaction), never
-    ``(B, n_labels)``. Equals ``torch.topk(model.score_all(tokens, mask), k)`` (logits include
-    ``config.logit_offset``), up to the order of exact ties.
+    Scores ``label_chunk`` labels at a time and merges them into the running top-k
+    (:func:`hyperim.models.base.merge_topk`), so the largest score tensor is
+    ``(B, k + label_chunk)``, never ``(B, n_labels)``. Equals
+    ``torch.topk(model.score_all(tokens, mask), k)`` (logits include the logit offset), up to
+    the order of exact ties.
 
     Parameters
     ----------
-    model : HyperIMModel
+    model : TextModel
+        Any registered family.
     tokens, mask : torch.Tensor
         ``(B, T)`` token ids (right-padded) and bool mask.
     k : int
@@ -106,23 +107,24 @@ def topk_labels(
     indices : torch.Tensor
         ``(B, k)`` label ids (long).
     """
-    if k < 1 or label_chunk < 1:
-        raise HyperIMError("k and label_chunk must be >= 1")
-    return _topk_encoded(model, model.encode(tokens, mask), mask, k, label_chunk)
+    return model.topk(tokens, mask, k, label_chunk)
 
 
-def _evidence_words(
-    model: HyperIMModel,
+def evidence_words(
+    model: TextModel,
     vocab: Vocabulary,
-    theta_w: torch.Tensor,
+    encoded: Any,
     tokens: torch.Tensor,
     mask: torch.Tensor,
     top: torch.Tensor,
     evidence: int,
 ) -> list[list[list[str]]]:
-    """Per document and top label, the ``evidence`` words closest to the label (as
-    :meth:`HyperIM.predict`: the highest interaction scores, ``<unk>`` and repeats skipped)."""
-    s = model.interaction(theta_w, model.labels(top), mask.to(theta_w.dtype))  # (B, k, T)
+    """Per document and top label, the ``evidence`` words that speak most for the label (the
+    highest word–label scores, ``<unk>`` and repeats skipped); empty lists for a family
+    without per-word scores."""
+    s = model.word_label_scores(encoded, top) if evidence > 0 else None  # (B, k, T)
+    if s is None:
+        return [[[] for _ in range(top.shape[1])] for _ in range(tokens.shape[0])]
     s = s.masked_fill(~mask[:, None, :], float("-inf"))
     out = []
     for row in range(tokens.shape[0]):
@@ -202,11 +204,11 @@ def iter_inputs(
         item: tuple[str | int, list[str] | None]
         try:
             if fmt == "jsonl":
-                doc, _ = _parse_document(raw, lineno, require_labels=False)
+                doc, _ = parse_document(raw, lineno, require_labels=False)
                 item = (doc.id if doc.id is not None else lineno), doc.tokens
             else:
-                item = lineno, tokenize(_decode(raw, lineno))
-        except _BadLine as e:
+                item = lineno, tokenize(decode(raw, lineno))
+        except BadLine as e:
             if not skip_invalid:
                 raise DataError(path, lineno, str(e)) from None
             item = lineno, None
@@ -214,29 +216,6 @@ def iter_inputs(
 
 
 # ------------------------------------------------------------------------------ output
-@contextmanager
-def atomic_output(path: Path) -> Iterator[IO[bytes]]:
-    """A binary file that appears at ``path`` only if the ``with`` block completes.
-
-    Writes to a hidden temporary sibling (gzip-compressed if ``path`` ends in ``.gz``),
-    flushes it to disk and renames it over ``path``; on any error the temporary file is
-    removed and ``path`` is left as it was.
-    """
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        with open(tmp, "wb") as raw:
-            if path.name.endswith(".gz"):
-                with gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as f:
-                    yield f
-            else:
-                yield raw
-            raw.flush()
-            os.fsync(raw.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def _progress_bar(enabled: bool):
     from rich.console import Console
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
@@ -347,11 +326,11 @@ def predict_file(
                 idx = order[lo : lo + batch_size]
                 tokens, mask = pad_tokens([seqs[i] for i in idx])
                 tokens, mask = tokens.to(model.device), mask.to(model.device)
-                theta_w = net.encode(tokens, mask)
-                values, top = _topk_encoded(net, theta_w, mask, k, label_chunk)
+                encoded = net.encode_batch(tokens, mask)
+                values, top = net.topk_encoded(encoded, k, label_chunk)
                 probs = torch.sigmoid(values).tolist()
                 words = (
-                    _evidence_words(net, vocab, theta_w, tokens, mask, top, evidence)
+                    evidence_words(net, vocab, encoded, tokens, mask, top, evidence)
                     if evidence
                     else None
                 )

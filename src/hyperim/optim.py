@@ -88,3 +88,56 @@ class RiemannianAdam(geoopt.optim.RiemannianAdam):
         new_point, exp_avg_new = manifold.retr_transp(point, -group["lr"] * direction, exp_avg)
         point.copy_(new_point)
         exp_avg.copy_(exp_avg_new)
+
+
+def make_optimizers(
+    model: torch.nn.Module,
+    lr: float,
+    hyper_lr: float | None = None,
+    word_lr: float | None = None,
+    head_lr: float | None = None,
+    *,
+    words: torch.nn.Parameter | None = None,
+    head: torch.nn.Module | None = None,
+) -> list[torch.optim.Optimizer]:
+    """Riemannian Adam for ``ManifoldParameter``s, Adam for the Euclidean rest at ``lr``; the
+    groups a family's ``configure_optimizers`` builds from its word table and head.
+
+    Riemannian Adam is :class:`RiemannianAdam`: geoopt's, applied to blocks of rows, so the
+    word table's update needs little transient memory. A model without manifold parameters
+    gets Adam alone.
+
+    The word table ``words`` forms its own group at ``word_lr`` (default ``hyper_lr`` when it
+    is hyperbolic, ``lr`` when it is Euclidean). Each word only gets a gradient in the batches
+    that contain it, so at the paper's lr 1e-3 most word vectors barely leave their initial
+    position; a larger ``word_lr`` lets them learn. The other hyperbolic parameters (Θ^L, the
+    GRU biases) use ``hyper_lr`` (default ``lr``).
+
+    Within Adam the prediction layers of Eq. (6) (``head``, less its per-label bias) form their
+    own group at ``head_lr`` (default ``lr``): their inputs, the scores ``s_i``, are all about
+    equally negative, so one Adam step moves every weight of ``W^f`` the same way and shifts
+    every logit by about ``lr · |s| · T``.
+    """
+    hyper_lr = hyper_lr or lr
+    params = list(model.parameters())
+    riemannian = words is not None and isinstance(words, ManifoldParameter)
+    hyper = [p for p in params if isinstance(p, ManifoldParameter) and p is not words]
+    eucl = [p for p in params if not isinstance(p, ManifoldParameter)]
+    head_ids: set[int] = set()
+    if head is not None:
+        skip = {id(getattr(head, "label_bias", None))}
+        head_ids = {id(p) for p in head.parameters() if id(p) not in skip}
+    eucl_words = words is not None and not riemannian
+    rest = [p for p in eucl if id(p) not in head_ids and not (eucl_words and p is words)]
+    eucl_groups = [{"params": rest, "lr": lr}]
+    if eucl_words:
+        eucl_groups.insert(0, {"params": [words], "lr": word_lr or lr})
+    if head_ids:
+        eucl_groups.append({"params": [p for p in eucl if id(p) in head_ids], "lr": head_lr or lr})
+    adam = torch.optim.Adam(eucl_groups, lr=lr)
+    if not (hyper or riemannian):
+        return [adam]
+    groups = [{"params": hyper, "lr": hyper_lr}]
+    if riemannian:
+        groups.insert(0, {"params": [words], "lr": word_lr or hyper_lr})
+    return [RiemannianAdam(groups, lr=hyper_lr), adam]

@@ -14,22 +14,18 @@ A run folder holds::
 from __future__ import annotations
 
 import json
-import math
-import os
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import geoopt
 import numpy as np
 import torch
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from hyperim.api import DTYPES, HyperIM, resolve_device
+from hyperim.atomic import atomic_write_bytes, atomic_write_text
 from hyperim.config import TrainConfig
 from hyperim.data import Dataset, LabelIndex, Vocabulary, bundled_dataset_path, load_dataset
 from hyperim.data.batching import (
@@ -39,32 +35,18 @@ from hyperim.data.batching import (
     label_targets,
     pad_tokens,
 )
+from hyperim.device import resolve_device
 from hyperim.distributed import DistContext, init_distributed, shutdown_distributed
 from hyperim.errors import HyperIMError
+from hyperim.inference import proba_encoded
 from hyperim.metrics import evaluate_scores
-from hyperim.models import HyperIMModel, ModelConfig
-from hyperim.optim import RiemannianAdam
+from hyperim.models.base import TextModel, TrainingData, sampling_logit_offset
+from hyperim.models.bundle import build_model as build_family_model
+from hyperim.models.bundle import save_bundle
+
+__all__ = ["TrainConfig", "build_model", "prepare", "sampling_logit_offset", "train"]
 
 console = Console(stderr=True)
-
-
-def atomic_write_bytes(path: Path, write) -> None:
-    """Write a file via a temporary sibling, fsync and rename: never a half-written file."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write_bytes(path, lambda f: f.write(text.encode()))
 
 
 @dataclass
@@ -98,144 +80,38 @@ def prepare(data_dir: Path, cfg: TrainConfig, run_dir: Path | None = None) -> Pr
     )
 
 
-def sampling_logit_offset(negatives: int, n_labels: int, mean_positives: float) -> float:
-    """Logit correction for training on sampled negatives (Eq. 7's ``L-``).
-
-    A document's non-label enters the loss with probability ``r = N / (C - |L+|)`` while its
-    labels always do, so the minimiser of the sampled loss has logit ``log(p / (r (1 - p)))``:
-    the true logit minus ``log r``. Adding ``log r`` at inference restores calibrated
-    probabilities (what the 0.5 threshold of micro/macro-F1 assumes); rankings are unchanged.
-    """
-    if negatives <= 0 or negatives + mean_positives >= n_labels:
-        return 0.0
-    return math.log(negatives / (n_labels - mean_positives))
-
-
-@torch.no_grad()
-def init_label_bias(model: HyperIMModel, label_lists: list[np.ndarray], offset: float) -> None:
-    """Set each label's bias to the logit of its training frequency, minus the sampling offset
-    (so that calibrated inference logits start at the prior), and the last prediction layer
-    ``W^e`` of Eq. (6) to zero, so that the first logits are exactly the prior and the text
-    moves them from there (the zero start of a residual branch)."""
-    n = len(label_lists)
-    counts = np.bincount(
-        np.concatenate(label_lists or [np.zeros(0, np.int64)]), minlength=model.config.n_labels
-    )
-    prior = (counts + 0.5) / (n + 1.0)  # smoothed: finite for labels never seen in training
-    bias = torch.from_numpy(np.log(prior / (1 - prior)) - offset)
-    model.label_bias.copy_(bias.to(model.label_bias))
-    model.head.w_e.weight.zero_()
-    if model.head.w_e.bias is not None:
-        model.head.w_e.bias.zero_()
-
-
-def load_pretrained(
-    model: HyperIMModel, cfg: TrainConfig, prep: Prepared, run_dir: Path, quiet: bool = False
-) -> None:
-    """Start Θ^L and Θ^E from ``cfg.label_init`` / ``cfg.word_init`` (H-hier), pre-training
-    into ``run_dir/pretrained`` when no cached table is there yet."""
-    from hyperim.pretrain.init import label_points, word_points
+def training_data(prep: Prepared, cfg: TrainConfig, run_dir: Path, quiet: bool = False):
+    """What :meth:`TextModel.init_from_data` reads; pre-trained tables go to
+    ``run_dir/pretrained``."""
 
     def log(message: str) -> None:
         if not quiet:
             console.print(message)
 
-    shape = dict(
-        n_balls=cfg.n_balls,
-        ball_dim=cfg.ball_dim,
-        aggregate=cfg.aggregate,
+    return TrainingData(
+        documents=[d.tokens for d in prep.dataset.train],
+        label_lists=prep.train.labels,
+        vocab=prep.vocab,
+        labels=prep.labels,
+        hierarchy=prep.dataset.hierarchy,
         seed=cfg.seed,
         cache=run_dir / "pretrained",
         log=log,
     )
-    found = label_points(cfg.label_init, prep.dataset.hierarchy, prep.labels.labels, **shape)
-    if found is not None:
-        _copy_rows(model.labels, *found)
-    found = word_points(
-        cfg.word_init,
-        [d.tokens for d in prep.dataset.train],
-        prep.vocab,
-        wordnet_dir=cfg.wordnet_dir,
-        **shape,
-    )
-    if found is not None:
-        _copy_rows(model.words, *found)
-
-
-@torch.no_grad()
-def _copy_rows(embedding: torch.nn.Module, table: torch.Tensor, found: torch.Tensor) -> None:
-    weight = embedding.weight.detach().clone()
-    weight[found] = table[found].to(weight)
-    embedding.load_points(weight)
 
 
 def build_model(
     cfg: TrainConfig, vocab_size: int, n_labels: int, logit_offset: float = 0.0
-) -> HyperIMModel:
-    mcfg = ModelConfig(
-        vocab_size=vocab_size,
-        n_labels=n_labels,
-        max_len=cfg.max_len,
-        n_balls=cfg.n_balls,
-        ball_dim=cfg.ball_dim,
-        phi=cfg.phi,
-        gru_init=cfg.gru_init,
-        head_activation=cfg.head_activation,
-        aggregate=cfg.aggregate,
-        word_init_scale=cfg.word_init_scale,
-        label_init_scale=cfg.label_init_scale,
-        logit_offset=logit_offset,
-        label_bias=cfg.label_bias,
-        head_pool=cfg.head_pool,
+) -> TextModel:
+    """A fresh model of ``cfg.model`` with ``cfg.model_options`` and the data's sizes."""
+    mcfg = cfg.model_config().with_data(
+        vocab_size=vocab_size, n_labels=n_labels, max_len=cfg.max_len, logit_offset=logit_offset
     )
-    return HyperIMModel(mcfg).to(DTYPES[cfg.dtype])
-
-
-def make_optimizers(
-    model: torch.nn.Module,
-    lr: float,
-    hyper_lr: float | None = None,
-    word_lr: float | None = None,
-    head_lr: float | None = None,
-) -> list[torch.optim.Optimizer]:
-    """Riemannian Adam for ``ManifoldParameter``s, Adam for the Euclidean rest at ``lr``.
-
-    Riemannian Adam is :class:`hyperim.optim.RiemannianAdam`: geoopt's, applied to blocks of
-    rows, so the word table's update needs little transient memory.
-
-    Within Adam the prediction layers of Eq. (6) form their own group at ``head_lr`` (default
-    ``lr``): their inputs, the scores ``s_i``, are all about equally negative, so one Adam step
-    moves every weight of ``W^f`` the same way and shifts every logit by about
-    ``lr · |s| · T``.
-
-    Within Riemannian Adam the word embeddings Θ^E form their own group at ``word_lr``
-    (default ``hyper_lr``); Θ^L and the GRU biases use ``hyper_lr`` (default ``lr``). Each word
-    only gets a gradient in the batches that contain it, so at the paper's lr 1e-3 most word
-    vectors barely leave their initial position; a larger ``word_lr`` lets them learn.
-    """
-    hyper_lr = hyper_lr or lr
-    word_lr = word_lr or hyper_lr
-    words = getattr(getattr(model, "words", None), "weight", None)
-    hyper = [
-        p for p in model.parameters() if isinstance(p, geoopt.ManifoldParameter) and p is not words
-    ]
-    head = getattr(model, "head", None)
-    head_ids = {id(p) for p in head.parameters()} if isinstance(head, torch.nn.Module) else set()
-    eucl = [p for p in model.parameters() if not isinstance(p, geoopt.ManifoldParameter)]
-    groups = [{"params": hyper, "lr": hyper_lr}]
-    if isinstance(words, geoopt.ManifoldParameter):
-        groups.insert(0, {"params": [words], "lr": word_lr})
-    eucl_groups = [{"params": [p for p in eucl if id(p) not in head_ids], "lr": lr}]
-    if head_ids:
-        eucl_groups.append({"params": [p for p in eucl if id(p) in head_ids], "lr": head_lr or lr})
-    return [
-        RiemannianAdam(groups, lr=hyper_lr),
-        torch.optim.Adam(eucl_groups, lr=lr),
-    ]
+    return build_family_model(cfg.model, mcfg.validate(), cfg.dtype)
 
 
 def optimisation_step(
-    model: HyperIMModel,
+    model: torch.nn.Module,
     optimizers: list[torch.optim.Optimizer],
     tokens: torch.Tensor,
     mask: torch.Tensor,
@@ -274,18 +150,12 @@ def optimisation_step(
 
 
 def evaluate_split(
-    model: HyperIMModel,
-    vocab: Vocabulary,
-    labels: LabelIndex,
-    split: EncodedSplit,
-    threshold: float,
-    batch_size: int,
+    model: TextModel, split: EncodedSplit, threshold: float, batch_size: int
 ) -> dict[str, float]:
     """Metrics (Eq. 8 and F1) of ``model`` on an encoded split."""
     was_training = model.training
-    scores = HyperIM(model, vocab, labels, threshold).predict_proba_encoded(
-        split.tokens, batch_size
-    )
+    model.eval()
+    scores = proba_encoded(model, split.tokens, batch_size)
     model.train(was_training)
     return evaluate_scores(scores, [set(x.tolist()) for x in split.labels], threshold=threshold)
 
@@ -313,7 +183,8 @@ def train(
     epochs: int | None = None,
     progress: bool | None = None,
 ) -> dict[str, Any]:
-    """Train HyperIM into ``run_dir``; returns a summary (best epoch and its metric).
+    """Train ``cfg.model`` (any registered family) into ``run_dir``; returns a summary (best
+    epoch and its metric).
 
     With ``resume``, options and data come from ``run_dir/run.json`` (``cfg`` is ignored) and
     training continues from ``checkpoint.pt``; ``epochs`` may raise the epoch budget.
@@ -366,21 +237,19 @@ def _train(
     mean_positives = float(np.mean([len(x) for x in prep.train.labels]))
     offset = sampling_logit_offset(cfg.negatives, len(prep.labels), mean_positives)
     model = build_model(cfg, len(prep.vocab), len(prep.labels), offset)
-    if model.label_bias is not None:  # start from the label priors (what frequency ranking knows)
-        init_label_bias(model, prep.train.labels, offset)
-    if not (resume and ckpt_path.exists()):
+    if not (resume and ckpt_path.exists()):  # the family's start: priors, pre-trained tables
         if ctx.is_main:  # rank 0 pre-trains into the cache; the others then read it
-            load_pretrained(model, cfg, prep, run_dir)
+            model.init_from_data(training_data(prep, cfg, run_dir))
         ctx.barrier()
         if not ctx.is_main:
-            load_pretrained(model, cfg, prep, run_dir, quiet=True)
+            model.init_from_data(training_data(prep, cfg, run_dir, quiet=True))
     model.to(device)
     net: torch.nn.Module = model
     if ctx.enabled:
         net = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None
         )
-    optimizers = make_optimizers(model, cfg.lr, cfg.hyper_lr, cfg.word_lr, cfg.head_lr)
+    optimizers = model.configure_optimizers(cfg)
     gen = torch.Generator().manual_seed(cfg.seed)
     state = {
         "epoch": 0,
@@ -397,7 +266,7 @@ def _train(
     }
     if resume and ckpt_path.exists():
         ck = torch.load(ckpt_path, weights_only=False, map_location=device)
-        model.load_state_dict(ck["model"])
+        model.load_state_dict(type(model).upgrade_state_dict(ck["model"]))
         for opt, sd in zip(optimizers, ck["optimizers"], strict=True):
             opt.load_state_dict(sd)
         gen.set_state(ck["generator"].cpu())
@@ -417,6 +286,7 @@ def _train(
         atomic_write_bytes(ckpt_path, lambda f: torch.save(payload, f))
 
     meta = {"data": str(Path(data_dir).resolve()), "train_config": cfg.to_dict()}
+    budget = None if cfg.max_minutes is None else 60.0 * cfg.max_minutes  # training seconds
     n_labels = len(prep.labels)
     lengths = prep.train.lengths
     say = console.print if ctx.is_main else (lambda *args, **kwargs: None)
@@ -428,6 +298,7 @@ def _train(
         if cfg.max_steps_per_epoch:
             batches = batches[: cfg.max_steps_per_epoch]
         t0, docs, own_docs = time.time(), 0, 0
+        spent = state.get("train_seconds", 0.0)
         with _progress(not show) as bar:
             task = bar.add_task(
                 f"epoch {epoch + 1}/{cfg.epochs}",
@@ -437,6 +308,11 @@ def _train(
                 rate=0.0,
             )
             for step in range(state["step"], len(batches)):
+                if budget is not None and not ctx.all_true(
+                    spent + time.time() - t0 < budget, device
+                ):  # out of time: this epoch ends here, evaluated as any other
+                    state["out_of_time"] = True
+                    break
                 idx = batches[step]
                 if len(idx) < ctx.world_size:  # too small to share out: skipped by every rank
                     state["step"] = step + 1
@@ -485,11 +361,10 @@ def _train(
                 )
                 if cfg.checkpoint_every and state["step"] % cfg.checkpoint_every == 0:
                     checkpoint()
+        state["train_seconds"] = spent + time.time() - t0
         record = None
         if ctx.is_main:  # rank 0 evaluates; every rank takes its record (same early stopping)
-            metrics = evaluate_split(
-                model, prep.vocab, prep.labels, prep.valid, cfg.threshold, cfg.eval_batch_size
-            )
+            metrics = evaluate_split(model, prep.valid, cfg.threshold, cfg.eval_batch_size)
             record = {
                 "epoch": epoch + 1,
                 "train_loss": state["loss_sum"] / max(1, state["loss_n"]),
@@ -507,14 +382,14 @@ def _train(
         if improved:
             state.update(best=score, best_epoch=epoch + 1, bad_epochs=0)
         if improved and ctx.is_main:
-            HyperIM(
+            save_bundle(
+                run_dir / "model",
                 model,
                 prep.vocab,
                 prep.labels,
                 cfg.threshold,
                 {**meta, "epoch": epoch + 1, "valid": metrics},
-            ).save_pretrained(run_dir / "model")
-            model.train()
+            )
         if not improved:
             state["bad_epochs"] += 1
         say(
@@ -526,6 +401,9 @@ def _train(
         if state["bad_epochs"] >= cfg.patience:
             say(f"early stopping: no {cfg.metric} gain in {cfg.patience} epochs")
             state["done"] = True
+        if state.get("out_of_time"):
+            say(f"time budget of {cfg.max_minutes:g} min spent: training stops here")
+            state["done"] = True
         if ctx.is_main:
             atomic_write_text(
                 run_dir / "log.jsonl", "".join(json.dumps(r) + "\n" for r in state["history"])
@@ -535,6 +413,8 @@ def _train(
         "best_epoch": state["best_epoch"],
         cfg.metric: state["best"],
         "epochs_run": state["epoch"],
+        "train_seconds": round(state.get("train_seconds", 0.0), 2),
+        "out_of_time": bool(state.get("out_of_time", False)),
         "model": str(run_dir / "model"),
     }
     return summary

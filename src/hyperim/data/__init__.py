@@ -1,8 +1,8 @@
 """Data layer: reading datasets and hierarchies, tokenising, vocabularies and label indices."""
 
 from hyperim.data.hierarchy import Hierarchy, read_hierarchy
+from hyperim.data.lines import DataReport
 from hyperim.data.reader import (
-    DataReport,
     Dataset,
     DatasetFiles,
     Document,

@@ -6,7 +6,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hyperim.data.reader import DataReport, decode_line, iter_raw_lines
+from hyperim.data.lines import DataReport, decode_line, iter_raw_lines
 from hyperim.errors import DataError
 
 ROOT = "Root"

@@ -1,29 +1,26 @@
 """Reading documents (JSON Lines) and whole datasets (train/valid/test + hierarchy).
 
 Every problem a user's file can cause raises :class:`~hyperim.errors.DataError`, which names
-the file and the 1-based line number. Files are read as bytes and decoded line by line, so a
-stray non-UTF-8 byte is reported at its line; a ``.gz`` suffix means gzip.
+the file and the 1-based line number. Files are read as bytes and decoded line by line (see
+:mod:`hyperim.data.lines`), so a stray non-UTF-8 byte is reported at its line; a ``.gz`` suffix
+means gzip.
 """
 
 from __future__ import annotations
 
-import gzip
 import json
 import re
-import zlib
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from hyperim.data.hierarchy import Hierarchy, read_hierarchy
+from hyperim.data.lines import MAX_MESSAGES as MAX_MESSAGES  # re-export: it lived here before
+from hyperim.data.lines import BadLine, DataReport, decode, iter_raw_lines
+from hyperim.data.lines import decode_line as decode_line  # re-export: it lived here before
 from hyperim.errors import DataError
-
-if TYPE_CHECKING:
-    from hyperim.data.hierarchy import Hierarchy
-
-MAX_MESSAGES = 10
 
 # Lowercased words: runs of [a-z0-9] joined by single . + # ' _ - (so "a.d", "x86_64",
 # "don't", "utf-8", "libfoo-dev" stay whole), optionally followed by "++" or "#" ("c++", "g++",
@@ -59,141 +56,62 @@ class Document:
     id: str | None = None
 
 
-@dataclass
-class DataReport:
-    """Counts of harmless oddities and skipped lines met while reading a dataset.
-
-    Attributes
-    ----------
-    skipped_lines : int
-        Invalid document lines skipped (only with ``skip_invalid=True``).
-    labels_missing_from_hierarchy : int
-        Distinct labels used by documents but absent from the hierarchy.
-    duplicate_edges : int
-        Hierarchy edges given more than once (extra copies ignored).
-    empty_documents : int
-        Documents with no tokens.
-    unlabelled_documents : int
-        Documents with no labels.
-    duplicate_labels : int
-        Documents that listed a label more than once (deduplicated).
-    messages : list of str
-        The first ``MAX_MESSAGES`` skipped-line problems, as ``"file:line: problem"``.
-    """
-
-    skipped_lines: int = 0
-    labels_missing_from_hierarchy: int = 0
-    duplicate_edges: int = 0
-    empty_documents: int = 0
-    unlabelled_documents: int = 0
-    duplicate_labels: int = 0
-    messages: list[str] = field(default_factory=list)
-
-    def skip(self, path: Path, line: int, problem: str) -> None:
-        """Count one skipped line and keep its message if fewer than ``MAX_MESSAGES`` are kept."""
-        self.skipped_lines += 1
-        if len(self.messages) < MAX_MESSAGES:
-            self.messages.append(f"{path}:{line}: {problem}")
-
-    def warnings(self) -> list[str]:
-        """One human-readable line per nonzero counter."""
-        out = []
-        if self.skipped_lines:
-            first = f" (first: {self.messages[0]})" if self.messages else ""
-            out.append(f"{self.skipped_lines} invalid lines skipped{first}")
-        for count, what in [
-            (self.labels_missing_from_hierarchy, "labels missing from the hierarchy (top-level)"),
-            (self.duplicate_edges, "duplicate hierarchy edges ignored"),
-            (self.empty_documents, "empty documents (no tokens)"),
-            (self.unlabelled_documents, "documents with no labels"),
-            (self.duplicate_labels, "documents with duplicate labels (deduplicated)"),
-        ]:
-            if count:
-                out.append(f"{count} {what}")
-        return out
-
-
-class _BadLine(Exception):
-    """A problem confined to one line (skippable for documents)."""
-
-
-def iter_raw_lines(path: Path) -> Iterator[tuple[int, bytes]]:
-    """Yield ``(line_number, raw_bytes)`` for each line of ``path`` (gunzipped if ``.gz``).
-
-    Raises
-    ------
-    DataError
-        If the file cannot be opened or its compressed data is corrupt.
-    """
-    opener: Any = gzip.open if path.name.endswith(".gz") else open
-    try:
-        f = opener(path, "rb")
-    except OSError as e:
-        raise DataError(path, None, f"cannot open: {e.strerror or e}") from None
-    lineno = 0
-    with f:
-        while True:
-            try:
-                raw = f.readline()
-            except (OSError, EOFError, zlib.error) as e:
-                raise DataError(path, lineno + 1, f"cannot read: {e.strerror or e}") from None
-            if not raw:
-                return
-            lineno += 1
-            yield lineno, raw
-
-
-def _decode(raw: bytes, lineno: int) -> str:
-    try:
-        return raw.decode("utf-8-sig" if lineno == 1 else "utf-8")
-    except UnicodeDecodeError as e:
-        raise _BadLine(f"not valid UTF-8 (byte 0x{raw[e.start]:02x} at offset {e.start})") from None
-
-
-def decode_line(path: Path, lineno: int, raw: bytes) -> str:
-    """Decode one line as UTF-8 (a BOM on line 1 is dropped), raising DataError if invalid."""
-    try:
-        return _decode(raw, lineno)
-    except _BadLine as e:
-        raise DataError(path, lineno, str(e)) from None
-
-
 def _is_str_list(value: object) -> bool:
     return isinstance(value, list) and all(isinstance(v, str) for v in value)
 
 
-def _parse_document(raw: bytes, lineno: int, require_labels: bool) -> tuple[Document, bool]:
-    """Parse one line; return the document and whether it had duplicate labels."""
+def parse_document(raw: bytes, lineno: int, require_labels: bool) -> tuple[Document, bool]:
+    """Parse one document line (the JSON object described in :func:`iter_documents`).
+
+    Parameters
+    ----------
+    raw : bytes
+        The line as read by :func:`~hyperim.data.lines.iter_raw_lines`.
+    lineno : int
+        Its 1-based line number (a UTF-8 BOM is dropped on line 1).
+    require_labels : bool
+        If False, a missing ``labels``/``label`` key means no labels.
+
+    Returns
+    -------
+    (Document, bool)
+        The document and whether it listed a label more than once.
+
+    Raises
+    ------
+    BadLine
+        For bad bytes, bad JSON or bad keys; the message has no file or line.
+    """
     try:
-        obj = json.loads(_decode(raw, lineno))
+        obj = json.loads(decode(raw, lineno))
     except json.JSONDecodeError as e:
-        raise _BadLine(f"bad JSON: {e.msg} (column {e.colno})") from None
+        raise BadLine(f"bad JSON: {e.msg} (column {e.colno})") from None
     except (ValueError, RecursionError) as e:
-        raise _BadLine(f"bad JSON: {e}") from None
+        raise BadLine(f"bad JSON: {e}") from None
     if not isinstance(obj, dict):
-        raise _BadLine(f"expected a JSON object, got {type(obj).__name__}")
+        raise BadLine(f"expected a JSON object, got {type(obj).__name__}")
     if "text" in obj:
         if not isinstance(obj["text"], str):
-            raise _BadLine("'text' must be a string")
+            raise BadLine("'text' must be a string")
         tokens = tokenize(obj["text"])
     elif "token" in obj:
         if not _is_str_list(obj["token"]):
-            raise _BadLine("'token' must be a list of strings")
+            raise BadLine("'token' must be a list of strings")
         tokens = [t.lower() for t in obj["token"]]
     else:
-        raise _BadLine("missing 'text' (or 'token')")
+        raise BadLine("missing 'text' (or 'token')")
     key = "labels" if "labels" in obj else "label"
     if key in obj:
         if not _is_str_list(obj[key]):
-            raise _BadLine(f"'{key}' must be a list of strings")
+            raise BadLine(f"'{key}' must be a list of strings")
         labels = list(dict.fromkeys(obj[key]))
     elif require_labels:
-        raise _BadLine("missing 'labels' (or 'label')")
+        raise BadLine("missing 'labels' (or 'label')")
     else:
         labels = []
     doc_id = obj.get("id")
     if doc_id is not None and (isinstance(doc_id, bool) or not isinstance(doc_id, str | int)):
-        raise _BadLine("'id' must be a string")
+        raise BadLine("'id' must be a string")
     doc = Document(tokens, labels, None if doc_id is None else str(doc_id))
     return doc, key in obj and len(labels) < len(obj[key])
 
@@ -237,8 +155,8 @@ def iter_documents(
         if not raw.strip():
             continue
         try:
-            doc, had_duplicates = _parse_document(raw, lineno, require_labels)
-        except _BadLine as e:
+            doc, had_duplicates = parse_document(raw, lineno, require_labels)
+        except BadLine as e:
             if not skip_invalid:
                 raise DataError(path, lineno, str(e)) from None
             report.skip(path, lineno, str(e))
@@ -384,8 +302,6 @@ def load_dataset(directory: Path | str, *, skip_invalid: bool = False) -> Datase
     DataError
         For any problem in the files, or a training split with no documents.
     """
-    from hyperim.data.hierarchy import read_hierarchy  # hierarchy.py imports this module
-
     files = find_dataset_files(Path(directory).expanduser())
     report = DataReport()
     hierarchy = read_hierarchy(files.hierarchy, report) if files.hierarchy else None
@@ -404,3 +320,9 @@ def load_dataset(directory: Path | str, *, skip_invalid: bool = False) -> Datase
 def bundled_dataset_path() -> Path:
     """The directory of the debtags dataset shipped inside the package."""
     return Path(__file__).parent / "debtags"
+
+
+# deprecated aliases; inference.py moves to the public names
+_BadLine = BadLine
+_decode = decode
+_parse_document = parse_document

@@ -41,6 +41,14 @@ class HyperbolicEmbedding(nn.Module):
             )
         self.weight.copy_(project(points.to(self.weight)))
 
+    @torch.no_grad()
+    def load_rows(self, table: torch.Tensor, found: torch.Tensor) -> None:
+        """Copy the rows of ``table`` ``(num, n_balls, ball_dim)`` where ``found`` ``(num,)``
+        is true; the other rows keep their values."""
+        weight = self.weight.detach().clone()
+        weight[found] = table[found].to(weight)
+        self.load_points(weight)
+
     def forward(self, index: torch.Tensor) -> torch.Tensor:
         """``(...) -> (..., n_balls, ball_dim)``.
 

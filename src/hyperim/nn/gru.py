@@ -12,6 +12,10 @@ with :math:`\\theta^w_0 = 0`, Euclidean ``W``, ``U`` (the candidate state has it
 :math:`U^g`), hyperbolic biases ``b`` and :math:`\\otimes` the Möbius matrix–vector product,
 which over a product of balls is :math:`\\exp_0(M \\log_0 x)` with per-ball maps
 (:func:`hyperim.geometry.product_matvec`). :math:`\\oplus` associates to the left.
+
+:class:`HyperbolicGRU` is the fast implementation (planar layout, permuted weights, compiled
+cell, checkpointing); :func:`reference_cell` and :func:`reference_forward` are Eq. (5) written
+out line by line, slow, which the tests use to check the fast one.
 """
 
 from __future__ import annotations
@@ -24,7 +28,16 @@ import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint, set_checkpoint_early_stop
 
-from hyperim.geometry import PoincareBall, expmap0, logmap0, mobius_add, project
+from hyperim.geometry import (
+    PoincareBall,
+    expmap0,
+    logmap0,
+    mobius_add,
+    mobius_fn,
+    mobius_pointwise,
+    product_matvec,
+    project,
+)
 from hyperim.geometry.pairwise import KERNELS
 
 #: Pointwise non-linearities available as ϕ (applied as its Möbius version exp0∘ϕ∘log0).
@@ -193,3 +206,44 @@ class HyperbolicGRU(nn.Module):
 
     def extra_repr(self) -> str:
         return f"{self.n_balls}x{self.ball_dim}D, phi={self.phi}"
+
+
+def reference_cell(h: torch.Tensor, e_t: torch.Tensor, gru: HyperbolicGRU) -> torch.Tensor:
+    """One step of Eq. (5) as written: ``θ^w_{t-1}, θ^e_t -> θ^w_t``, each ``(B, n, d)``.
+
+    The readable transcription, one line per line of the equation, in the ball-major layout
+    with :mod:`hyperim.geometry`'s product operations; slow, and used by the tests to check the
+    fast cell of :class:`HyperbolicGRU` (values and gradients). Unlike the fast cell it never
+    projects back into the ball, so the two agree while every point stays within
+    :data:`~hyperim.geometry.MAX_NORM` of the origin.
+    """
+    k = gru.n_balls * gru.ball_dim
+    w_r, w_z, w_g = gru.w_rz[:k], gru.w_rz[k:], gru.w_g
+    u_r, u_z, u_g = gru.u[:k], gru.u[k : 2 * k], gru.u[2 * k :]
+    b_r, b_z, b_g = gru.bias
+    add, mv = mobius_add, product_matvec  # ⊕ and ⊗ over the product of balls
+    # r_t = σ(log0(W^r ⊗ θ^w_{t-1} ⊕ U^r ⊗ θ^e_t ⊕ b^r))
+    r = torch.sigmoid(logmap0(add(add(mv(w_r, h), mv(u_r, e_t)), b_r)))
+    # z_t = σ(log0(W^z ⊗ θ^w_{t-1} ⊕ U^z ⊗ θ^e_t ⊕ b^z))
+    z = torch.sigmoid(logmap0(add(add(mv(w_z, h), mv(u_z, e_t)), b_z)))
+    # (W^g diag(r_t)) ⊗ θ^w_{t-1} = exp0(W^g diag(r_t) log0 θ^w_{t-1}), log0/exp0 ball by ball
+    w_gh = expmap0(((r * logmap0(h)).flatten(-2) @ w_g.T).unflatten(-1, h.shape[-2:]))
+    # θ̃^w_t = ϕ((W^g diag(r_t)) ⊗ θ^w_{t-1} ⊕ U^g ⊗ θ^e_t ⊕ b^g), ϕ applied as exp0∘ϕ∘log0
+    cand = add(add(w_gh, mv(u_g, e_t)), b_g)
+    fn = PHI[gru.phi]
+    cand = cand if fn is None else mobius_fn(fn, cand)
+    # θ^w_t = θ^w_{t-1} ⊕ diag(z_t) ⊗ (-θ^w_{t-1} ⊕ θ̃^w_t)
+    return add(h, mobius_pointwise(z, add(-h, cand)))
+
+
+def reference_forward(gru: HyperbolicGRU, e: torch.Tensor) -> torch.Tensor:
+    """Eq. (5) over a whole sequence with :func:`reference_cell`: ``(B, T, n, d) -> (B, T, n, d)``.
+
+    Starts from ``θ^w_0 = 0`` and returns every state ``θ^w_1 … θ^w_T``; the slow, readable
+    counterpart of ``gru(e)`` (no padding handling, no checkpointing, no projections).
+    """
+    h, out = e.new_zeros(e.shape[:1] + e.shape[2:]), []
+    for e_t in e.unbind(1):
+        h = reference_cell(h, e_t, gru)
+        out.append(h)
+    return torch.stack(out, dim=1)

@@ -1,4 +1,11 @@
-"""Prediction layers, Eq. (6): :math:`p_i = \\sigma(W^e \\varphi(W^f s_i))`, shared by all labels."""
+"""Prediction layers, Eq. (6): :math:`p_i = \\sigma(W^e \\varphi(W^f s_i))`, shared by all labels,
+and the extensions of Eq. (6) that this library adds, all here so that Eq. (6) has one home:
+
+- ``pool``: ``W^p [max_t s_it; mean_t s_it]`` added inside ϕ;
+- ``label_bias``: a learned bias per label added to the logit (started at the label prior);
+- ``logit_offset``: a constant added at inference only (``calibrated=True``), ``log r`` for a
+  model trained with negatives sampled at rate ``r``, so that probabilities are calibrated.
+"""
 
 from __future__ import annotations
 
@@ -37,6 +44,8 @@ class PredictionHead(nn.Module):
         activation: str = "relu",
         bias: bool = True,
         pool: bool = False,
+        n_labels: int | None = None,
+        logit_offset: float = 0.0,
     ) -> None:
         super().__init__()
         if activation not in ACTIVATIONS:
@@ -51,10 +60,33 @@ class PredictionHead(nn.Module):
         # ``max_t s_it = -min_t d(θ^w_t, θ^l_i)`` says whether any word lies near the label,
         # wherever it stands; ``W^f`` alone sees each position separately.
         self.w_p = nn.Linear(len(POOLS), hidden, bias=False) if pool else None
+        # Extension: a learned bias per label (``n_labels`` given), which carries each label's
+        # prior, so the shared layers and the geometry only explain what the text adds.
+        self.label_bias = nn.Parameter(torch.zeros(n_labels)) if n_labels else None
+        self.logit_offset = float(logit_offset)
 
-    def forward(self, s: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        """``(B, L, T') -> (B, L)`` logits; ``mask`` ``(B, T')`` (True at real tokens) is needed
-        by the pooled features only (``s`` is 0 at padding already)."""
+    def forward(
+        self,
+        s: torch.Tensor,  # (B, L, T') label-aware representations s_i
+        mask: torch.Tensor | None = None,  # (B, T') True at real tokens
+        labels: torch.Tensor | slice | None = None,  # (B, L) ids, or a slice of all labels
+        calibrated: bool = False,
+    ) -> torch.Tensor:
+        """``(B, L, T') -> (B, L)`` logits of the labels ``labels`` (``label_bias`` is added when
+        the head has one; ``labels=None`` means all labels in order). ``mask`` is needed by the
+        pooled features only (``s`` is 0 at padding already). ``calibrated`` adds
+        ``logit_offset`` (inference); training's loss reads the uncalibrated logits."""
+        logits = self.shared(s, mask)
+        if self.label_bias is not None:
+            if labels is None and s.shape[1] != self.label_bias.shape[0]:
+                raise ValueError(f"{s.shape[1]} labels scored, {self.label_bias.shape[0]} known")
+            logits = logits + self.label_bias[slice(None) if labels is None else labels]
+        if calibrated:
+            logits = logits + self.logit_offset
+        return logits
+
+    def shared(self, s: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Eq. (6) without the σ and without the per-label terms: ``(B, L, T') -> (B, L)``."""
         t = s.shape[-1]
         h = nn.functional.linear(s, self.w_f.weight[:, :t], self.w_f.bias)  # (B, L, T/2)
         if self.w_p is not None:
@@ -65,3 +97,15 @@ class PredictionHead(nn.Module):
         if act is not None:
             h = act(h)
         return self.w_e(h).squeeze(-1)  # (B, L)
+
+    @torch.no_grad()
+    def start_at_prior(self, prior_logits: torch.Tensor) -> None:
+        """Start the logits exactly at ``prior_logits`` ``(C,)``: ``label_bias`` takes them and
+        ``W^e`` (with its bias) is zeroed, so the text moves the logits from the prior (the zero
+        start of a residual branch)."""
+        if self.label_bias is None:
+            raise ValueError("start_at_prior needs a head with label_bias")
+        self.label_bias.copy_(prior_logits.to(self.label_bias))
+        self.w_e.weight.zero_()
+        if self.w_e.bias is not None:
+            self.w_e.bias.zero_()

