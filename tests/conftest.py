@@ -8,6 +8,7 @@ import random
 from pathlib import Path
 
 import pytest
+import torch
 
 # Tests run the interaction and GRU eagerly (compiling costs seconds per process and shape);
 # tests/test_compiled.py turns compilation on and checks it against the eager path.
@@ -55,3 +56,26 @@ def write_dataset(root: Path, n_train: int = 160, n_eval: int = 40) -> Path:
 @pytest.fixture(scope="session")
 def tiny_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_dataset(tmp_path_factory.mktemp("tiny"))
+
+
+@pytest.fixture
+def interrupt_adam(monkeypatch: pytest.MonkeyPatch):
+    """``interrupt_adam(n)``: the ``n``-th Adam step raises KeyboardInterrupt (a crash mid-run,
+    like kill -9 after the last checkpoint); ``interrupt_adam(None)`` restores Adam."""
+    real_step = torch.optim.Adam.step
+
+    def arm(n: int | None) -> None:
+        if n is None:
+            monkeypatch.setattr(torch.optim.Adam, "step", real_step)
+            return
+        calls = {"n": 0}
+
+        def crashing_step(self, *a, **kw):
+            calls["n"] += 1
+            if calls["n"] == n:
+                raise KeyboardInterrupt
+            return real_step(self, *a, **kw)
+
+        monkeypatch.setattr(torch.optim.Adam, "step", crashing_step)
+
+    return arm

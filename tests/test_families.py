@@ -87,23 +87,14 @@ def test_family_learns_saves_and_loads_exactly(
 
 @pytest.mark.parametrize("family", sorted(SMALL))
 def test_family_resumes_after_interruption(
-    family: str, tiny_dataset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    family: str, tiny_dataset: Path, tmp_path: Path, interrupt_adam
 ) -> None:
     cfg = config(family, epochs=2, patience=9)
     train(tiny_dataset, tmp_path / "straight", cfg, progress=False)
-    calls = {"n": 0}
-    real_step = torch.optim.Adam.step
-
-    def crashing_step(self, *a, **kw):
-        calls["n"] += 1
-        if calls["n"] == 10 + 4:  # 10 steps per epoch: dies at step 4 of epoch 2
-            raise KeyboardInterrupt
-        return real_step(self, *a, **kw)
-
-    monkeypatch.setattr(torch.optim.Adam, "step", crashing_step)
+    interrupt_adam(10 + 4)  # 10 steps per epoch: dies at step 4 of epoch 2
     with pytest.raises(KeyboardInterrupt):
         train(tiny_dataset, tmp_path / "broken", cfg, progress=False)
-    monkeypatch.setattr(torch.optim.Adam, "step", real_step)
+    interrupt_adam(None)
     train(None, tmp_path / "broken", resume=True, progress=False)
     a = load_file(str(tmp_path / "straight" / "model" / "model.safetensors"))
     b = load_file(str(tmp_path / "broken" / "model" / "model.safetensors"))

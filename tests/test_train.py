@@ -83,25 +83,16 @@ def test_save_load_round_trip_is_exact(tiny_dataset: Path, tmp_path: Path) -> No
 
 
 def test_resume_after_interruption_matches_uninterrupted(
-    tiny_dataset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tiny_dataset: Path, tmp_path: Path, interrupt_adam
 ) -> None:
     cfg = TrainConfig.of(**{**TINY, "patience": 9}, epochs=2)
     train(tiny_dataset, tmp_path / "straight", cfg, progress=False)
 
     # interrupt in the middle of epoch 2 (after a mid-epoch checkpoint), like a kill -9
-    calls = {"n": 0}
-    real_step = torch.optim.Adam.step
-
-    def crashing_step(self, *a, **kw):
-        calls["n"] += 1
-        if calls["n"] == 10 + 4:  # 10 steps per epoch; dies at step 4 of epoch 2
-            raise KeyboardInterrupt
-        return real_step(self, *a, **kw)
-
-    monkeypatch.setattr(torch.optim.Adam, "step", crashing_step)
+    interrupt_adam(10 + 4)  # 10 steps per epoch: dies at step 4 of epoch 2
     with pytest.raises(KeyboardInterrupt):
         train(tiny_dataset, tmp_path / "broken", cfg, progress=False)
-    monkeypatch.setattr(torch.optim.Adam, "step", real_step)
+    interrupt_adam(None)
     with pytest.raises(HyperIMError, match="already holds a run"):
         train(tiny_dataset, tmp_path / "broken", cfg, progress=False)
     train(None, tmp_path / "broken", resume=True, progress=False)

@@ -346,6 +346,26 @@ def _apply_options(entries: list, options: list[str]) -> None:
         raise HyperIMError(f"--option {', '.join(unused)}: no listed model has such an option")
 
 
+def _run_entries(entries, data, out, seeds, epochs, budget, split, option):
+    """Options applied, every entry run (resumable); returns the results and a table title."""
+    from hyperim.benchmark import run_entries
+    from hyperim.data import bundled_dataset_path
+
+    _apply_options(entries, option or [])
+    data_dir = data or bundled_dataset_path()
+    results = run_entries(
+        entries,
+        data_dir,
+        out,
+        seeds,
+        **_budget_options(epochs, budget),
+        split=split,
+        log=lambda m: typer.echo(m, err=True),
+        progress=sys.stderr.isatty(),
+    )
+    return results, f"{data_dir.name}, {split} split"
+
+
 @app.command()
 def benchmark(
     out: Annotated[Path, typer.Option(help="Folder for runs, results.md and results.jsonl.")],
@@ -366,23 +386,11 @@ def benchmark(
 ) -> None:
     """The paper's Table 2 on your data: train and evaluate each model on the same splits with
     the same budget; writes OUT/results.md and OUT/results.jsonl (resumable)."""
-    from hyperim.benchmark import parse_models, run_entries, write_benchmark
-    from hyperim.data import bundled_dataset_path
+    from hyperim.benchmark import parse_models, write_benchmark
 
     entries = parse_models(models)
-    _apply_options(entries, option or [])
-    data_dir = data or bundled_dataset_path()
-    results = run_entries(
-        entries,
-        data_dir,
-        out,
-        seeds,
-        **_budget_options(epochs, budget),
-        split=split,
-        log=lambda m: typer.echo(m, err=True),
-        progress=sys.stderr.isatty(),
-    )
-    path = write_benchmark(results, out, f"{data_dir.name}, {split} split")
+    results, title = _run_entries(entries, data, out, seeds, epochs, budget, split, option)
+    path = write_benchmark(results, out, title)
     typer.echo(path.read_text(), nl=False)
 
 
@@ -408,8 +416,7 @@ def ablation(
 ) -> None:
     """The paper's ablation (Fig. 3): E-rand, E-hier, H-rand, H-hier by embedding dimension;
     writes OUT/results.md and OUT/ablation.png."""
-    from hyperim.benchmark import ablation_entries, run_entries, write_ablation
-    from hyperim.data import bundled_dataset_path
+    from hyperim.benchmark import ablation_entries, write_ablation
 
     try:
         dim_list = [int(x) for x in dims.split(",") if x.strip()]
@@ -418,19 +425,8 @@ def ablation(
     if not dim_list:
         raise HyperIMError("--dims: give at least one dimension")
     entries = ablation_entries(dim_list, word_init)
-    _apply_options(entries, option or [])
-    data_dir = data or bundled_dataset_path()
-    results = run_entries(
-        entries,
-        data_dir,
-        out,
-        seeds,
-        **_budget_options(epochs, budget),
-        split=split,
-        log=lambda m: typer.echo(m, err=True),
-        progress=sys.stderr.isatty(),
-    )
-    md, png = write_ablation(results, out, f"{data_dir.name}, {split} split")
+    results, title = _run_entries(entries, data, out, seeds, epochs, budget, split, option)
+    md, png = write_ablation(results, out, title)
     typer.echo(md.read_text(), nl=False)
     typer.echo(f"plot: {png}")
 

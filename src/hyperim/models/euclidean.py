@@ -94,14 +94,7 @@ class EuclideanIMModel(TextModel):
         self.words = nn.Parameter(torch.empty(c.vocab_size, c.dim))  # Θ^E
         self.encoder = nn.GRU(c.dim, c.dim, batch_first=True)
         self.labels = nn.Parameter(torch.empty(c.n_labels, c.dim))  # Θ^L
-        self.head = PredictionHead(
-            c.max_len,
-            activation=c.head_activation,
-            bias=c.head_bias,
-            pool=c.head_pool,
-            n_labels=c.n_labels if c.label_bias else None,
-            logit_offset=c.logit_offset,
-        )
+        self.head = PredictionHead.from_config(c)  # Eq. (6) and its extensions
         with torch.no_grad():
             self.words.uniform_(-c.word_init_scale, c.word_init_scale)
             self.labels.uniform_(-c.label_init_scale, c.label_init_scale)

@@ -65,6 +65,19 @@ class PredictionHead(nn.Module):
         self.label_bias = nn.Parameter(torch.zeros(n_labels)) if n_labels else None
         self.logit_offset = float(logit_offset)
 
+    @classmethod
+    def from_config(cls, c) -> PredictionHead:
+        """The head a family's config describes: ``max_len``, ``head_activation``,
+        ``head_bias``, ``head_pool``, ``label_bias`` (over ``n_labels``), ``logit_offset``."""
+        return cls(
+            c.max_len,
+            activation=c.head_activation,
+            bias=c.head_bias,
+            pool=c.head_pool,
+            n_labels=c.n_labels if c.label_bias else None,
+            logit_offset=c.logit_offset,
+        )
+
     def forward(
         self,
         s: torch.Tensor,  # (B, L, T') label-aware representations s_i

@@ -107,12 +107,7 @@ import torch
 import torch.nn.functional as F
 
 from hyperim.errors import HyperIMError
-from hyperim.pretrain.hierarchy import (
-    ProgressFn,
-    index_nodes,
-    sample_negatives,
-    transitive_closure,
-)
+from hyperim.pretrain.hierarchy import ProgressFn, fit_pairs, fit_stats, hierarchy_pairs
 
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
@@ -516,74 +511,28 @@ def train_euclidean_hierarchy(
         dtype=dtype,
     )
     t_setup = time.perf_counter()
-    edge_list = list(dict.fromkeys((str(p), str(c)) for p, c in edges))
-    if not edge_list:
-        raise HyperIMError("no edges to embed")
-    names, index = index_nodes(edge_list)
-    n = len(names)
-    if n < 2:
-        raise HyperIMError("a hierarchy needs at least two distinct nodes")
-    direct = [(index[p], index[c]) for p, c in edge_list]
-    closure_pairs = torch.tensor(transitive_closure(n, direct), dtype=torch.long).view(-1, 2)
-    closure_keys = torch.sort(closure_pairs[:, 0] * n + closure_pairs[:, 1]).values
-    train_pairs = closure_pairs if cfg.closure else torch.tensor(sorted(set(direct))).view(-1, 2)
-    cdf = None
-    if cfg.sampling_power != 0:
-        counts = torch.bincount(train_pairs.flatten(), minlength=n).to(torch.float64)
-        weights = counts.clamp_min(1).pow(cfg.sampling_power)
-        cdf = torch.cumsum(weights, 0) / weights.sum()
-
+    pairs = hierarchy_pairs(edges, cfg.closure, cfg.sampling_power)
     gen = torch.Generator().manual_seed(cfg.seed)
-    weight = torch.empty(n, cfg.dim, dtype=_DTYPES[cfg.dtype])
+    weight = torch.empty(pairs.n, cfg.dim, dtype=_DTYPES[cfg.dtype])
     weight.uniform_(-cfg.init_range, cfg.init_range, generator=gen)
     opt = None
     if cfg.optimizer == "adam":
         weight = torch.nn.Parameter(weight)
         opt = torch.optim.Adam([weight], lr=cfg.lr)
-
-    n_pairs = train_pairs.shape[0]
-    bs, k = cfg.batch_size, cfg.negatives
-    losses: list[float] = []
     setup_seconds = time.perf_counter() - t_setup
     t0 = time.perf_counter()
-    for epoch in range(cfg.epochs):
-        lr_now = cfg.lr * (cfg.burn_in_factor if epoch < cfg.burn_in else 1.0)
-        if opt is not None:
-            for group in opt.param_groups:
-                group["lr"] = lr_now
-        order = torch.randperm(n_pairs, generator=gen)
-        total = 0.0
-        for start in range(0, n_pairs, bs):
-            batch = train_pairs.index_select(0, order[start : start + bs])
-            negs = sample_negatives(batch[:, 0], n, k, closure_keys, gen, cdf)
-            idx = torch.cat([batch, negs], dim=1)  # (B, 2 + K)
-            if opt is None:
-                total += _sgd_step(weight, idx, lr_now)
-            else:
-                emb = weight.index_select(0, idx.flatten()).view(*idx.shape, cfg.dim)
-                loss = _hierarchy_batch_loss(emb, "mean")
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                total += float(loss.detach()) * idx.shape[0]
-        losses.append(total / n_pairs)
-        if not math.isfinite(losses[-1]):
-            raise HyperIMError(f"training diverged at epoch {epoch + 1} (loss {losses[-1]})")
-        if progress is not None:
-            progress(epoch + 1, cfg.epochs, losses[-1])
-    seconds = time.perf_counter() - t0
-    stats = {
-        "n_nodes": n,
-        "n_edges": len(direct),
-        "n_closure_pairs": int(closure_pairs.shape[0]),
-        "n_train_pairs": int(n_pairs),
-        "epochs": cfg.epochs,
-        "seconds": seconds,
-        "setup_seconds": setup_seconds,
-        "losses": losses,
-        "config": asdict(cfg),
-    }
-    return names, weight.detach().clone(), stats
+    losses = fit_pairs(
+        pairs,
+        weight,
+        cfg,
+        gen,
+        _sgd_step,
+        lambda emb: _hierarchy_batch_loss(emb, "mean"),
+        opt,
+        progress,
+    )
+    stats = fit_stats(pairs, cfg, losses, time.perf_counter() - t0, setup_seconds)
+    return pairs.names, weight.detach().clone(), stats
 
 
 def euclidean_reconstruction(
@@ -608,54 +557,14 @@ def euclidean_reconstruction(
     dict
         ``{"mean_rank": float, "map": float, "n_queries": int, "n_pairs": int}``.
     """
-    x = points.detach().to(torch.float64).reshape(points.shape[0], -1)
-    n = x.shape[0]
-    if len(names) != n:
-        raise HyperIMError(f"{len(names)} names for {n} points")
-    index = {name: i for i, name in enumerate(names)}
-    pairs: set[tuple[int, int]] = set()
-    for a, b in edges_closure:
-        if a not in index or b not in index:
-            missing = a if a not in index else b
-            raise HyperIMError(f"edge ({a}, {b}) names {missing!r}, which has no embedding")
-        ia, ib = index[a], index[b]
-        if ia == ib:
-            continue
-        if direction in ("forward", "both"):
-            pairs.add((ia, ib))
-        if direction in ("backward", "both"):
-            pairs.add((ib, ia))
-    if not pairs:
-        raise HyperIMError("no relation pairs to evaluate")
-    rel = torch.tensor(sorted(pairs), dtype=torch.long)  # sorted by query, then neighbour
-    queries, counts = torch.unique_consecutive(rel[:, 0], return_counts=True)
-    starts = torch.cumsum(counts, 0) - counts
-    rank_sum = ap_sum = 0.0
-    rows = max(1, chunk_elements // n)
-    for c0 in range(0, queries.numel(), rows):
-        q, cnt = queries[c0 : c0 + rows], counts[c0 : c0 + rows]
-        r, m = q.numel(), int(cnt.max())
-        lo = int(starts[c0])
-        hi = lo + int(cnt.sum())
-        row_of_pair = torch.repeat_interleave(torch.arange(r), cnt)
-        col_of_pair = torch.arange(hi - lo) - (starts[c0 : c0 + rows] - lo).repeat_interleave(cnt)
-        nbr = rel[lo:hi, 1]
-        d = torch.cdist(x.index_select(0, q), x, compute_mode="donot_use_mm_for_euclid_dist")
-        pos = torch.full((r, m), math.inf, dtype=d.dtype)  # neighbour distances, sorted
-        pos[row_of_pair, col_of_pair] = d[row_of_pair, nbr]
-        pos = torch.sort(pos, dim=1).values
-        d[row_of_pair, nbr] = math.inf  # negatives only
-        d[torch.arange(r), q] = math.inf
-        closer = torch.searchsorted(torch.sort(d, dim=1).values, pos)  # negatives strictly closer
-        ranks = (closer + 1).to(torch.float64)
-        real = torch.arange(m).unsqueeze(0) < cnt.unsqueeze(1)
-        rank_sum += float(ranks[real].sum())
-        j = torch.arange(1, m + 1, dtype=torch.float64).unsqueeze(0)
-        prec = torch.where(real, j / (ranks + j - 1), 0.0)
-        ap_sum += float((prec.sum(1) / cnt).sum())
-    return {
-        "mean_rank": rank_sum / rel.shape[0],
-        "map": ap_sum / queries.numel(),
-        "n_queries": int(queries.numel()),
-        "n_pairs": int(rel.shape[0]),
-    }
+    from hyperim.pretrain.hierarchy import reconstruction_metrics
+
+    flat = points.detach().reshape(points.shape[0], 1, -1)
+    return reconstruction_metrics(
+        names,
+        flat,
+        edges_closure,
+        direction=direction,
+        chunk_elements=chunk_elements,
+        geometry="euclidean",
+    )

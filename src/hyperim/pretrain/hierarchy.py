@@ -274,6 +274,112 @@ def _batch_loss(emb: torch.Tensor, aggregate: Aggregate, reduction: str) -> torc
     return F.cross_entropy(-d, target, reduction=reduction)
 
 
+@dataclass
+class HierarchyPairs:
+    """What both hierarchy trainers (Poincaré here, Euclidean in :mod:`~hyperim.pretrain.
+    euclidean`) train on: sorted node names, direct edges, the transitive closure (and its
+    sorted keys, for rejecting negatives), the training pairs and the negatives' sampling CDF."""
+
+    names: list[str]
+    direct: list[tuple[int, int]]
+    closure: torch.Tensor  # (P, 2)
+    closure_keys: torch.Tensor  # sorted p * n + q
+    train_pairs: torch.Tensor  # (N, 2) (parent, child)
+    cdf: torch.Tensor | None
+
+    @property
+    def n(self) -> int:
+        return len(self.names)
+
+
+def hierarchy_pairs(
+    edges: Iterable[tuple[str, str]], closure: bool = True, sampling_power: float = 0.0
+) -> HierarchyPairs:
+    """Index ``(parent, child)`` edges; a cycle, no edge or a single node raise
+    :class:`~hyperim.errors.HyperIMError`."""
+    edge_list = list(dict.fromkeys((str(p), str(c)) for p, c in edges))
+    if not edge_list:
+        raise HyperIMError("no edges to embed")
+    names, index = index_nodes(edge_list)
+    n = len(names)
+    if n < 2:
+        raise HyperIMError("a hierarchy needs at least two distinct nodes")
+    direct = [(index[p], index[c]) for p, c in edge_list]
+    full = torch.tensor(transitive_closure(n, direct), dtype=torch.long).view(-1, 2)
+    keys = torch.sort(_pair_keys(full, n)).values
+    train_pairs = full if closure else torch.tensor(sorted(set(direct))).view(-1, 2)
+    cdf = None
+    if sampling_power != 0:
+        counts = torch.bincount(train_pairs.flatten(), minlength=n).to(torch.float64)
+        weights = counts.clamp_min(1).pow(sampling_power)
+        cdf = torch.cumsum(weights, 0) / weights.sum()
+    return HierarchyPairs(names, direct, full, keys, train_pairs, cdf)
+
+
+def fit_pairs(
+    pairs: HierarchyPairs,
+    weight: torch.Tensor,
+    cfg: Any,
+    gen: torch.Generator,
+    sgd_step: Callable[[torch.Tensor, torch.Tensor, float], float],
+    batch_loss: Callable[[torch.Tensor], torch.Tensor],
+    opt: torch.optim.Optimizer | None = None,
+    progress: ProgressFn | None = None,
+) -> list[float]:
+    """The training loop of Eq. (2), whatever the geometry: ``cfg.epochs`` passes over the
+    shuffled training pairs in batches of ``cfg.batch_size``, ``cfg.negatives`` negatives per
+    pair, the burn-in learning rate for the first ``cfg.burn_in`` epochs. Each batch
+    ``idx`` ``(B, 2 + K)`` (parent, child, negatives) is one ``sgd_step(weight, idx, lr)``
+    (returning the batch's summed loss) or, with ``opt``, a step of ``opt`` on the mean of
+    ``batch_loss(embedded idx)``. Returns the mean loss per pair of each epoch."""
+    n_pairs = pairs.train_pairs.shape[0]
+    bs, k = cfg.batch_size, cfg.negatives
+    losses: list[float] = []
+    for epoch in range(cfg.epochs):
+        lr = cfg.lr * (cfg.burn_in_factor if epoch < cfg.burn_in else 1.0)
+        if opt is not None:
+            for group in opt.param_groups:
+                group["lr"] = lr
+        order = torch.randperm(n_pairs, generator=gen)
+        total = 0.0
+        for start in range(0, n_pairs, bs):
+            batch = pairs.train_pairs.index_select(0, order[start : start + bs])
+            negs = sample_negatives(batch[:, 0], pairs.n, k, pairs.closure_keys, gen, pairs.cdf)
+            idx = torch.cat([batch, negs], dim=1)  # (B, 2 + K)
+            if opt is None:
+                total += sgd_step(weight, idx, lr)
+            else:
+                emb = weight.index_select(0, idx.flatten()).view(*idx.shape, *weight.shape[1:])
+                loss = batch_loss(emb)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                total += float(loss.detach()) * idx.shape[0]
+        losses.append(total / n_pairs)
+        if not math.isfinite(losses[-1]):
+            raise HyperIMError(f"training diverged at epoch {epoch + 1} (loss {losses[-1]})")
+        if progress is not None:
+            progress(epoch + 1, cfg.epochs, losses[-1])
+    return losses
+
+
+def fit_stats(
+    pairs: HierarchyPairs, cfg: Any, losses: list[float], seconds: float, setup_seconds: float
+) -> dict[str, Any]:
+    """The statistics both hierarchy trainers return."""
+    return {
+        "n_nodes": pairs.n,
+        "n_edges": len(pairs.direct),
+        "n_closure_pairs": int(pairs.closure.shape[0]),
+        "n_train_pairs": int(pairs.train_pairs.shape[0]),
+        "epochs": cfg.epochs,
+        "seconds": seconds,
+        "setup_seconds": setup_seconds,
+        "losses": losses,
+        "config": asdict(cfg),
+    }
+
+
 def train_hierarchy_embedding(
     edges: Iterable[tuple[str, str]],
     config: HierarchyEmbeddingConfig | None = None,
@@ -304,75 +410,27 @@ def train_hierarchy_embedding(
     """
     cfg = config or HierarchyEmbeddingConfig()
     t_setup = time.perf_counter()
-    edge_list = list(dict.fromkeys((str(p), str(c)) for p, c in edges))
-    if not edge_list:
-        raise HyperIMError("no edges to embed")
-    names, index = index_nodes(edge_list)
-    n = len(names)
-    if n < 2:
-        raise HyperIMError("a hierarchy needs at least two distinct nodes")
-    direct = [(index[p], index[c]) for p, c in edge_list]
-    closure = torch.tensor(transitive_closure(n, direct), dtype=torch.long).view(-1, 2)
-    closure_keys = torch.sort(_pair_keys(closure, n)).values
-    train_pairs = closure if cfg.closure else torch.tensor(sorted(set(direct))).view(-1, 2)
-    cdf = None
-    if cfg.sampling_power != 0:
-        counts = torch.bincount(train_pairs.flatten(), minlength=n).to(torch.float64)
-        weights = counts.clamp_min(1).pow(cfg.sampling_power)
-        cdf = torch.cumsum(weights, 0) / weights.sum()
-
+    pairs = hierarchy_pairs(edges, cfg.closure, cfg.sampling_power)
     gen = torch.Generator().manual_seed(cfg.seed)
-    dtype = cfg.torch_dtype
     assert cfg.ball_dim is not None
-    init = torch.empty(n, cfg.n_balls, cfg.ball_dim, dtype=dtype)
+    init = torch.empty(pairs.n, cfg.n_balls, cfg.ball_dim, dtype=cfg.torch_dtype)
     init.uniform_(-cfg.init_range, cfg.init_range, generator=gen)
     weight = geoopt.ManifoldParameter(init, manifold=PoincareBall())
     opt = geoopt.optim.RiemannianAdam([weight], lr=cfg.lr) if cfg.optimizer == "radam" else None
-
-    n_pairs = train_pairs.shape[0]
-    bs, k = cfg.batch_size, cfg.negatives
-    losses: list[float] = []
     setup_seconds = time.perf_counter() - t_setup
     t0 = time.perf_counter()
-    for epoch in range(cfg.epochs):
-        lr = cfg.lr * (cfg.burn_in_factor if epoch < cfg.burn_in else 1.0)
-        if opt is not None:
-            for group in opt.param_groups:
-                group["lr"] = lr
-        order = torch.randperm(n_pairs, generator=gen)
-        total = 0.0
-        for start in range(0, n_pairs, bs):
-            batch = train_pairs.index_select(0, order[start : start + bs])
-            negs = sample_negatives(batch[:, 0], n, k, closure_keys, gen, cdf)
-            idx = torch.cat([batch, negs], dim=1)  # (B, 2 + K)
-            if opt is None:
-                total += _rsgd_step(weight, idx, lr, cfg.aggregate)
-            else:
-                emb = weight.index_select(0, idx.flatten()).view(*idx.shape, *weight.shape[1:])
-                loss = _batch_loss(emb, cfg.aggregate, "mean")
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                total += float(loss.detach()) * idx.shape[0]
-        losses.append(total / n_pairs)
-        if not math.isfinite(losses[-1]):
-            raise HyperIMError(f"training diverged at epoch {epoch + 1} (loss {losses[-1]})")
-        if progress is not None:
-            progress(epoch + 1, cfg.epochs, losses[-1])
-    seconds = time.perf_counter() - t0
-    points = weight.detach().clone()
-    stats = {
-        "n_nodes": n,
-        "n_edges": len(direct),
-        "n_closure_pairs": int(closure.shape[0]),
-        "n_train_pairs": int(n_pairs),
-        "epochs": cfg.epochs,
-        "seconds": seconds,
-        "setup_seconds": setup_seconds,
-        "losses": losses,
-        "config": asdict(cfg),
-    }
-    return names, points, stats
+    losses = fit_pairs(
+        pairs,
+        weight,
+        cfg,
+        gen,
+        lambda w, idx, lr: _rsgd_step(w, idx, lr, cfg.aggregate),
+        lambda emb: _batch_loss(emb, cfg.aggregate, "mean"),
+        opt,
+        progress,
+    )
+    stats = fit_stats(pairs, cfg, losses, time.perf_counter() - t0, setup_seconds)
+    return pairs.names, weight.detach().clone(), stats
 
 
 def _rsgd_step(weight: torch.Tensor, idx: torch.Tensor, lr: float, aggregate: Aggregate) -> float:
@@ -454,6 +512,7 @@ def reconstruction_metrics(
     chunk_elements: int = 1 << 23,
     max_queries: int | None = None,
     seed: int = 0,
+    geometry: Literal["poincare", "euclidean"] = "poincare",
 ) -> dict[str, float]:
     """Mean rank and MAP of reconstructing ``edges_closure`` from distances (Nickel & Kiela).
 
@@ -484,6 +543,9 @@ def reconstruction_metrics(
     max_queries : int, optional
         Evaluate a random subset of this many query nodes ``u`` (seeded by ``seed``) instead
         of all: an estimate for quick checks on large graphs. ``None`` (default): all.
+    geometry : {"poincare", "euclidean"}
+        Rank by the (product) Poincaré distance, or by the Euclidean distance of the
+        flattened points (EuclideanIM's label embeddings, E-hier).
 
     Returns
     -------
@@ -533,7 +595,13 @@ def reconstruction_metrics(
         row_of_pair = torch.repeat_interleave(torch.arange(r), cnt)
         col_of_pair = torch.arange(hi - lo) - (starts[c0 : c0 + rows] - lo).repeat_interleave(cnt)
         nbr = rel[lo:hi, 1]
-        d = _ranking_scores(x.index_select(0, q), x, aggregate)  # (r, n)
+        if geometry == "euclidean":  # exact differences, not the |x|² + |y|² - 2xy shortcut
+            flat = x.flatten(1)
+            d = torch.cdist(
+                flat.index_select(0, q), flat, compute_mode="donot_use_mm_for_euclid_dist"
+            )
+        else:
+            d = _ranking_scores(x.index_select(0, q), x, aggregate)  # (r, n)
         # Each row's neighbour scores, sorted, padded with +inf: (r, m).
         m = int(cnt.max())
         pos = torch.full((r, m), math.inf, dtype=d.dtype)

@@ -112,14 +112,7 @@ class HyperIMModel(TextModel):
         self.encoder = HyperbolicGRU(c.n_balls, c.ball_dim, c.phi, c.gru_init, c.gru_checkpoint)
         self.labels = HyperbolicEmbedding(c.n_labels, c.n_balls, c.ball_dim, c.label_init_scale)
         self.interaction = Interaction(c.aggregate)  # type: ignore[arg-type]
-        self.head = PredictionHead(
-            c.max_len,
-            activation=c.head_activation,
-            bias=c.head_bias,
-            pool=c.head_pool,
-            n_labels=c.n_labels if c.label_bias else None,
-            logit_offset=c.logit_offset,
-        )
+        self.head = PredictionHead.from_config(c)  # Eq. (6) and its extensions
 
     # ---------------------------------------------------------------- the paper's pipeline
     def encode(self, tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
