@@ -245,7 +245,7 @@ def evaluate(
     scores = m.predict_proba([d.tokens for d in docs])
     truth = [set(m.labels.encode(d.labels)) for d in docs]
     thr = m.threshold if threshold is None else threshold
-    _echo_metrics("HyperIM", evaluate_scores(scores, truth, threshold=thr), as_json)
+    _echo_metrics(m.model_type, evaluate_scores(scores, truth, threshold=thr), as_json)
 
 
 @app.command()
