@@ -308,3 +308,41 @@ def test_euclidean_starts_from_a_glove_file(tiny_dataset: Path, tmp_path: Path) 
     model = build_model(bad, len(prep.vocab), len(prep.labels))
     with pytest.raises(HyperIMError, match="dimension 8 for a model of dim 5"):
         model.init_from_data(training_data(prep, bad, tmp_path / "run2"))
+
+
+def test_benchmark_through_the_cli(tiny_dataset: Path, tmp_path: Path) -> None:
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "hyperim", *args], capture_output=True, text=True, timeout=600
+        )
+
+    out = tmp_path / "b"
+    common = ["--data", str(tiny_dataset), "--out", str(out)]
+    p = run(
+        "benchmark",
+        *common,
+        "--models",
+        "euclidean,frequency",
+        "--epochs",
+        "1",
+        "--option",
+        "dim=4",
+        "--option",
+        "word_init=random",
+        "--option",
+        "max_len=24",
+    )
+    assert p.returncode == 0, p.stderr
+    assert "| euclidean |" in p.stdout and "| frequency |" in p.stdout
+    assert (out / "results.md").read_text() == p.stdout
+    assert len((out / "results.jsonl").read_text().splitlines()) == 2
+    for args, needle in (
+        (["--models", "euclidean,nope", "--epochs", "1"], "unknown nope"),
+        (["--models", "frequency"], "give --epochs N or --budget MINUTES"),
+        (["--models", "frequency", "--epochs", "1", "--option", "n_balls=2"], "n_balls"),
+    ):
+        p = run("benchmark", *common, *args)
+        assert p.returncode == 2 and len(p.stderr.strip().splitlines()) == 1, p.stderr
+        assert needle in p.stderr
+    p = run("ablation", *common, "--dims", "2,3", "--epochs", "1")
+    assert p.returncode == 2 and "dimension must be even" in p.stderr
