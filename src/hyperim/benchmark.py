@@ -167,8 +167,10 @@ def run_entries(
     log: Callable[[str], None] = print,
     progress: bool = False,
 ) -> list[dict[str, Any]]:
-    """Train and evaluate every entry for each seed; returns one result per (entry, seed),
-    appended to ``out/results.jsonl`` as it comes."""
+    """Train and evaluate every entry for each seed; returns one result per (entry, seed).
+
+    Each result is appended to ``out/progress.jsonl`` as it comes (a log of every attempt);
+    :func:`write_benchmark` and :func:`write_ablation` write ``results.jsonl``, the table's."""
     if seeds < 1:
         raise HyperIMError("--seeds must be >= 1")
     if split not in ("valid", "test"):
@@ -220,7 +222,7 @@ def run_entries(
                         (run_dir / "error.txt").write_text(traceback.format_exc())
                     result["error"] = message
                     log(f"{entry.name} seed {seed}: failed: {message}")
-                with open(out / "results.jsonl", "a", encoding="utf-8") as f:
+                with open(out / "progress.jsonl", "a", encoding="utf-8") as f:
                     f.write(json.dumps(result) + "\n")
             results.append(result)
             bar.advance(task)
@@ -345,7 +347,7 @@ def ablation_plot(results: Sequence[dict[str, Any]], path: Path, title: str = ""
         ax.set_ylabel(f"{key} (%)")
         ax.set_title(key)
         ax.grid(alpha=0.3)
-        ax.legend(loc="lower right")
+        ax.legend(loc="best")
     if title:
         fig.suptitle(title)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -354,13 +356,21 @@ def ablation_plot(results: Sequence[dict[str, Any]], path: Path, title: str = ""
     return path
 
 
+def _write_jsonl(results: Sequence[dict[str, Any]], out: Path) -> None:
+    atomic_write_text(out / "results.jsonl", "".join(json.dumps(r) + "\n" for r in results))
+
+
 def write_benchmark(results: Sequence[dict[str, Any]], out: Path, title: str) -> Path:
+    out.mkdir(parents=True, exist_ok=True)
+    _write_jsonl(results, out)
     path = out / "results.md"
     atomic_write_text(path, table2_markdown(results, title))
     return path
 
 
 def write_ablation(results: Sequence[dict[str, Any]], out: Path, title: str) -> list[Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    _write_jsonl(results, out)
     md = out / "results.md"
     atomic_write_text(md, f"## {title}\n\n" + ablation_markdown(results))
     png = ablation_plot(results, out / "ablation.png", title)

