@@ -1,6 +1,8 @@
-"""The one Trainer: Riemannian Adam for hyperbolic parameters, Adam for Euclidean ones, early
-stopping on a validation metric, atomic checkpoints, ``--resume`` (also after ``kill -9``),
-a progress bar and a JSON Lines log.
+"""The one trainer, for every model family (:mod:`hyperim.models.registry`): the model's own
+optimisers (``configure_optimizers``: Riemannian Adam for hyperbolic parameters, Adam for
+Euclidean ones) and start (``init_from_data``), early stopping on a validation metric, an
+optional time budget, atomic checkpoints, ``--resume`` (also after ``kill -9``), a progress
+bar and a JSON Lines log. Nothing here knows a family's insides.
 
 A run folder holds::
 
