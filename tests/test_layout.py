@@ -73,7 +73,7 @@ def find_cycle(g: dict[str, set[str]]) -> list[str] | None:
         stack.append(u)
         for v in sorted(g.get(u, ())):
             if colour.get(v) == 1:
-                return stack[stack.index(v) :] + [v]
+                return [*stack[stack.index(v) :], v]
             if colour.get(v) is None and (found := dfs(v)):
                 return found
         stack.pop()
