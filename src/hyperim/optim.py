@@ -129,6 +129,9 @@ def make_optimizers(
         head_ids = {id(p) for p in head.parameters() if id(p) not in skip}
     eucl_words = words is not None and not riemannian
     rest = [p for p in eucl if id(p) not in head_ids and not (eucl_words and p is words)]
+    bias = getattr(head, "label_bias", None)
+    if bias is not None:  # first, as when it was the model's own: older checkpoints resume
+        rest = [bias, *(p for p in rest if p is not bias)]
     eucl_groups = [{"params": rest, "lr": lr}]
     if eucl_words:
         eucl_groups.insert(0, {"params": [words], "lr": word_lr or lr})
