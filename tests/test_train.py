@@ -210,3 +210,17 @@ def test_optimizers_split_hyperbolic_and_euclidean() -> None:
     assert head == {id(p) for p in model.head.parameters()} - {id(model.head.label_bias)}
     assert id(model.encoder.u) in gru_etc and not gru_etc & head
     assert id(model.head.label_bias) in gru_etc
+
+
+def test_time_budget_ends_the_running_epoch(tiny_dataset: Path, tmp_path: Path) -> None:
+    cfg = TrainConfig.of(**TINY, epochs=5, max_minutes=1e-9)  # spent before the first step
+    summary = train(tiny_dataset, tmp_path / "run", cfg, progress=False)
+    assert summary["out_of_time"] and summary["epochs_run"] == 1
+    log = [json.loads(x) for x in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert len(log) == 1 and log[0]["documents"] == 0  # evaluated as any other epoch
+    assert (tmp_path / "run" / "model" / "config.json").exists()
+    # resuming a run that ran out of time trains nothing more
+    again = train(None, tmp_path / "run", resume=True, progress=False)
+    assert again["epochs_run"] == 1
+    with pytest.raises(HyperIMError, match="max_minutes must be > 0"):
+        TrainConfig.of(max_minutes=0).validate()

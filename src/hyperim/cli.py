@@ -81,6 +81,10 @@ def train(
     device: Annotated[Optional[str], typer.Option(help="auto | cpu | cuda | cuda:N")] = None,
     patience: Annotated[Optional[int], typer.Option()] = None,
     max_steps_per_epoch: Annotated[Optional[int], typer.Option()] = None,
+    max_minutes: Annotated[
+        Optional[float],
+        typer.Option(help="Time budget of the training steps; the epoch then running ends."),
+    ] = None,
     skip_invalid: Annotated[
         bool, typer.Option("--skip-invalid", help="Skip (and count) invalid lines.")
     ] = False,
@@ -110,6 +114,7 @@ def train(
             device=device,
             patience=patience,
             max_steps_per_epoch=max_steps_per_epoch,
+            max_minutes=max_minutes,
             skip_invalid=skip_invalid or None,
             **parse_model_options(cfg.model, ctx.args),
         )
