@@ -99,7 +99,7 @@ import math
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import scipy.sparse as sp
@@ -107,7 +107,13 @@ import torch
 import torch.nn.functional as F
 
 from hyperim.errors import HyperIMError
-from hyperim.pretrain.hierarchy import ProgressFn, fit_pairs, fit_stats, hierarchy_pairs
+from hyperim.pretrain.hierarchy import (
+    PairTrainingConfig,
+    ProgressFn,
+    fit_pairs,
+    fit_stats,
+    hierarchy_pairs,
+)
 
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
@@ -348,69 +354,28 @@ def train_euclidean_glove(
 # Euclidean embeddings of a hierarchy (Eq. 2 with the Euclidean distance)
 
 
-@dataclass
-class EuclideanHierarchyConfig:
-    """Options of :func:`train_euclidean_hierarchy`; the fields mirror
-    :class:`~hyperim.pretrain.hierarchy.HierarchyEmbeddingConfig`.
+@dataclass(kw_only=True)
+class EuclideanHierarchyConfig(PairTrainingConfig):
+    """Options of :func:`train_euclidean_hierarchy`: the shared ones of
+    :class:`~hyperim.pretrain.hierarchy.PairTrainingConfig` and these.
 
     Attributes
     ----------
     dim : int
         Dimension of the points.
-    epochs : int
-        Passes over the training pairs, burn-in included.
-    lr : float
-        Learning rate (per pair for ``"sgd"``, whose loss is summed over the batch; Adam's
-        step size for ``"adam"``).
-    negatives : int
-        ``K``, negatives sampled per pair.
-    sampling_power : float
-        Negatives are drawn in proportion to ``count ** sampling_power`` (0: uniform).
-    batch_size : int
-        Pairs per step.
-    burn_in, burn_in_factor : int, float
-        The first ``burn_in`` epochs run at ``lr × burn_in_factor``.
-    closure : bool
-        Train on the transitive closure (default) or the direct edges; negatives are
-        rejected against the closure either way.
     optimizer : {"sgd", "adam"}
         See the module docstring.
-    init_range : float
-        Coordinates start uniform in ``(-init_range, init_range)``.
-    seed : int
-        Seeds initialisation, shuffling and negative sampling.
-    dtype : {"float32", "float64"}
     """
 
     dim: int = 10
-    epochs: int = 50
-    lr: float = 0.3
-    negatives: int = 10
-    sampling_power: float = 0.0
-    batch_size: int = 128
-    burn_in: int = 10
-    burn_in_factor: float = 0.1
-    closure: bool = True
     optimizer: Literal["sgd", "adam"] = "sgd"
-    init_range: float = 1e-3
-    seed: int = 0
-    dtype: Literal["float32", "float64"] = "float32"
+
+    OPTIMIZERS: ClassVar[tuple[str, ...]] = ("sgd", "adam")
 
     def __post_init__(self) -> None:
         if self.dim < 1:
             raise HyperIMError(f"dim must be at least 1, got {self.dim}")
-        for name in ("epochs", "negatives", "batch_size", "burn_in"):
-            value = getattr(self, name)
-            if value < (0 if name in ("epochs", "burn_in") else 1):
-                raise HyperIMError(f"{name} must be positive, got {value}")
-        if not self.lr > 0:
-            raise HyperIMError(f"lr must be positive, got {self.lr}")
-        if not self.init_range > 0:
-            raise HyperIMError(f"init_range must be positive, got {self.init_range}")
-        if self.optimizer not in ("sgd", "adam"):
-            raise HyperIMError(f"optimizer must be 'sgd' or 'adam', got {self.optimizer!r}")
-        if self.dtype not in _DTYPES:
-            raise HyperIMError(f"dtype must be 'float32' or 'float64', got {self.dtype!r}")
+        super().__post_init__()
 
 
 def _euclidean_dist(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -513,7 +478,7 @@ def train_euclidean_hierarchy(
     t_setup = time.perf_counter()
     pairs = hierarchy_pairs(edges, cfg.closure, cfg.sampling_power)
     gen = torch.Generator().manual_seed(cfg.seed)
-    weight = torch.empty(pairs.n, cfg.dim, dtype=_DTYPES[cfg.dtype])
+    weight = torch.empty(pairs.n, cfg.dim, dtype=cfg.torch_dtype)
     weight.uniform_(-cfg.init_range, cfg.init_range, generator=gen)
     opt = None
     if cfg.optimizer == "adam":

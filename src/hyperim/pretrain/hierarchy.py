@@ -59,7 +59,7 @@ import math
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import geoopt
 import torch
@@ -79,21 +79,17 @@ _DTYPES = {"float32": torch.float32, "float64": torch.float64}
 _RESAMPLE_ROUNDS = 8
 
 
-@dataclass
-class HierarchyEmbeddingConfig:
-    """Options of :func:`train_hierarchy_embedding`.
-
-    The shape is ``n_balls`` balls of ``ball_dim`` dimensions; ``dim`` is their total. Give
-    either ``dim`` (split evenly over ``n_balls``) or ``ball_dim``; with neither, ``dim = 10``.
+@dataclass(kw_only=True)
+class PairTrainingConfig:
+    """The training options of Eq. (2) that every geometry shares (used by :func:`fit_pairs`).
 
     Attributes
     ----------
-    dim, n_balls, ball_dim : int
-        Total dimension, number of balls, dimension of one ball.
     epochs : int
         Passes over the training pairs, burn-in included.
     lr : float
-        Learning rate (per pair for ``"rsgd"``, Adam's step size for ``"radam"``).
+        Learning rate (per pair for the plain SGD step, whose loss is summed over the batch;
+        Adam's step size for the Adam variants).
     negatives : int
         ``K``, negatives sampled per pair.
     sampling_power : float
@@ -109,10 +105,6 @@ class HierarchyEmbeddingConfig:
     closure : bool
         Train on the transitive closure of the edges (default, as Nickel & Kiela) or on the
         direct edges only. Negatives are rejected against the closure either way.
-    aggregate : {"sum", "riemannian"}
-        How per-ball distances combine (see :mod:`hyperim.geometry.product`).
-    optimizer : {"rsgd", "radam"}
-        See the module docstring.
     init_range : float
         Coordinates start uniform in ``(-init_range, init_range)`` (Nickel & Kiela: 1e-3).
     seed : int
@@ -121,9 +113,6 @@ class HierarchyEmbeddingConfig:
         Floating type of the parameter and of all training arithmetic.
     """
 
-    dim: int | None = None
-    n_balls: int = 1
-    ball_dim: int | None = None
     epochs: int = 50
     lr: float = 0.3
     negatives: int = 10
@@ -132,11 +121,59 @@ class HierarchyEmbeddingConfig:
     burn_in: int = 10
     burn_in_factor: float = 0.1
     closure: bool = True
-    aggregate: Aggregate = "sum"
-    optimizer: Literal["rsgd", "radam"] = "rsgd"
     init_range: float = 1e-3
     seed: int = 0
     dtype: Literal["float32", "float64"] = "float32"
+
+    #: The optimisers a subclass accepts in its ``optimizer`` field.
+    OPTIMIZERS: ClassVar[tuple[str, ...]] = ()
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "negatives", "batch_size", "burn_in"):
+            value = getattr(self, name)
+            if value < (0 if name in ("epochs", "burn_in") else 1):
+                raise HyperIMError(f"{name} must be positive, got {value}")
+        if not self.lr > 0:
+            raise HyperIMError(f"lr must be positive, got {self.lr}")
+        if not self.init_range > 0:
+            raise HyperIMError(f"init_range must be positive, got {self.init_range}")
+        optimizer = getattr(self, "optimizer", None)
+        if self.OPTIMIZERS and optimizer not in self.OPTIMIZERS:
+            allowed = " or ".join(repr(o) for o in self.OPTIMIZERS)
+            raise HyperIMError(f"optimizer must be {allowed}, got {optimizer!r}")
+        if self.dtype not in _DTYPES:
+            raise HyperIMError(f"dtype must be 'float32' or 'float64', got {self.dtype!r}")
+
+    @property
+    def torch_dtype(self) -> torch.dtype:
+        return _DTYPES[self.dtype]
+
+
+@dataclass(kw_only=True)
+class HierarchyEmbeddingConfig(PairTrainingConfig):
+    """Options of :func:`train_hierarchy_embedding`: the shared ones of
+    :class:`PairTrainingConfig` and the shape of the product of balls.
+
+    The shape is ``n_balls`` balls of ``ball_dim`` dimensions; ``dim`` is their total. Give
+    either ``dim`` (split evenly over ``n_balls``) or ``ball_dim``; with neither, ``dim = 10``.
+
+    Attributes
+    ----------
+    dim, n_balls, ball_dim : int
+        Total dimension, number of balls, dimension of one ball.
+    aggregate : {"sum", "riemannian"}
+        How per-ball distances combine (see :mod:`hyperim.geometry.product`).
+    optimizer : {"rsgd", "radam"}
+        See the module docstring.
+    """
+
+    dim: int | None = None
+    n_balls: int = 1
+    ball_dim: int | None = None
+    aggregate: Aggregate = "sum"
+    optimizer: Literal["rsgd", "radam"] = "rsgd"
+
+    OPTIMIZERS: ClassVar[tuple[str, ...]] = ("rsgd", "radam")
 
     def __post_init__(self) -> None:
         if self.n_balls < 1:
@@ -156,22 +193,9 @@ class HierarchyEmbeddingConfig:
             raise HyperIMError(
                 f"dim {self.dim} != n_balls {self.n_balls} × ball_dim {self.ball_dim}"
             )
-        for name in ("epochs", "negatives", "batch_size", "burn_in"):
-            value = getattr(self, name)
-            if value < (0 if name in ("epochs", "burn_in") else 1):
-                raise HyperIMError(f"{name} must be positive, got {value}")
-        if not self.lr > 0:
-            raise HyperIMError(f"lr must be positive, got {self.lr}")
         if self.aggregate not in ("sum", "riemannian"):
             raise HyperIMError(f"aggregate must be 'sum' or 'riemannian', got {self.aggregate!r}")
-        if self.optimizer not in ("rsgd", "radam"):
-            raise HyperIMError(f"optimizer must be 'rsgd' or 'radam', got {self.optimizer!r}")
-        if self.dtype not in _DTYPES:
-            raise HyperIMError(f"dtype must be 'float32' or 'float64', got {self.dtype!r}")
-
-    @property
-    def torch_dtype(self) -> torch.dtype:
-        return _DTYPES[self.dtype]
+        super().__post_init__()
 
 
 # --------------------------------------------------------------------------- graph helpers
@@ -319,7 +343,7 @@ def hierarchy_pairs(
 def fit_pairs(
     pairs: HierarchyPairs,
     weight: torch.Tensor,
-    cfg: Any,
+    cfg: PairTrainingConfig,
     gen: torch.Generator,
     sgd_step: Callable[[torch.Tensor, torch.Tensor, float], float],
     batch_loss: Callable[[torch.Tensor], torch.Tensor],
@@ -364,7 +388,11 @@ def fit_pairs(
 
 
 def fit_stats(
-    pairs: HierarchyPairs, cfg: Any, losses: list[float], seconds: float, setup_seconds: float
+    pairs: HierarchyPairs,
+    cfg: PairTrainingConfig,
+    losses: list[float],
+    seconds: float,
+    setup_seconds: float,
 ) -> dict[str, Any]:
     """The statistics both hierarchy trainers return."""
     return {
