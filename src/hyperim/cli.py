@@ -95,9 +95,31 @@ def train(
     from hyperim.train import train as run_train
 
     if resume:
-        if ctx.args or model:
-            raise HyperIMError("--resume takes its options from the run; give only --epochs")
-        summary = run_train(None, out, resume=True, epochs=epochs)
+        flags = {
+            "config": config,
+            "model": model,
+            "seed": seed,
+            "batch_size": batch_size,
+            "lr": lr,
+            "hyper_lr": hyper_lr,
+            "word_lr": word_lr,
+            "head_lr": head_lr,
+            "negatives": negatives,
+            "max_len": max_len,
+            "dtype": dtype,
+            "max_steps_per_epoch": max_steps_per_epoch,
+            "skip_invalid": skip_invalid or None,
+        }
+        refused = [f"--{k.replace('_', '-')}" for k, v in flags.items() if v is not None]
+        refused += [a for a in ctx.args if a.startswith("--")]
+        if refused:
+            raise HyperIMError(
+                f"--resume cannot change {', '.join(refused)} (that would be another run); "
+                "it can change --data, --epochs, --patience, --max-minutes, --device"
+            )
+        changes = {"patience": patience, "max_minutes": max_minutes, "device": device}
+        changes = {k: v for k, v in changes.items() if v is not None}
+        summary = run_train(data, out, resume=True, epochs=epochs, **changes)
     else:
         cfg = TrainConfig.from_toml(config) if config else TrainConfig()
         cfg = cfg.updated(model=model)
@@ -678,13 +700,55 @@ def baseline_frequency(
     )
 
 
-def main() -> None:
-    """Entry point: user errors become one line on stderr and exit status 2."""
+def _internal_error(e: BaseException) -> int:
+    """A bug, not the user's doing: one line naming the error and where its traceback went
+    (``HYPERIM_DEBUG=1`` shows it on stderr instead)."""
+    import os
+    import tempfile
+    import traceback
+
+    text = "".join(traceback.format_exception(e))
+    if os.environ.get("HYPERIM_DEBUG"):
+        typer.echo(text, err=True, nl=False)
+        return 1
+    first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+    with tempfile.NamedTemporaryFile(
+        "w", prefix="hyperim-crash-", suffix=".txt", delete=False, encoding="utf-8"
+    ) as f:
+        f.write(text)
+    typer.echo(
+        f"hyperim: internal error: {type(e).__name__}: {first} "
+        f"(a bug; traceback in {f.name}, please report it)",
+        err=True,
+    )
+    return 1
+
+
+def _os_error_line(e: OSError) -> str:
+    where = e.filename if e.filename is not None else ""
+    if getattr(e, "filename2", None):
+        where = f"{where} -> {e.filename2}"
+    reason = e.strerror or str(e)
+    return f"{where}: {reason}" if where else reason
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: every user-caused failure is one line on stderr and exit status 2; an
+    interrupt (Ctrl-C, SIGTERM) one line and 130 (143); a bug one line and 1."""
+    from hyperim import interrupts
+
+    interrupts.install()
     try:
-        app(standalone_mode=False)
+        status = app(args=argv, standalone_mode=False)
     except HyperIMError as e:
         typer.echo(f"hyperim: error: {e}", err=True)
         sys.exit(2)
+    except interrupts.Interrupted as e:
+        message = str(e)
+        typer.echo(
+            f"hyperim: {message}" if message != "interrupted" else "hyperim: interrupted", err=True
+        )
+        sys.exit(e.exit_status)
     except (typer.Abort, KeyboardInterrupt):
         typer.echo("hyperim: interrupted", err=True)
         sys.exit(130)
@@ -697,6 +761,18 @@ def main() -> None:
         else:
             typer.echo(f"hyperim: error: {e}", err=True)
         sys.exit(2)
+    except MemoryError:
+        typer.echo("hyperim: error: out of memory (try a smaller --batch-size)", err=True)
+        sys.exit(2)
+    except OSError as e:  # the file system said no: full disk, permissions, a path in the way
+        typer.echo(f"hyperim: error: {_os_error_line(e)}", err=True)
+        sys.exit(2)
+    except Exception as e:
+        sys.exit(_internal_error(e))
+    # standalone_mode=False returns the code of a typer.Exit raised inside (typer's own
+    # Ctrl-C handling among them) instead of exiting with it
+    if isinstance(status, int) and status:
+        sys.exit(status)
 
 
 if __name__ == "__main__":

@@ -16,6 +16,8 @@ A run folder holds::
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import sys
 import time
 from dataclasses import dataclass
@@ -27,6 +29,7 @@ import torch
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from hyperim import interrupts
 from hyperim.atomic import atomic_write_bytes, atomic_write_text
 from hyperim.config import TrainConfig
 from hyperim.data import Dataset, LabelIndex, Vocabulary, bundled_dataset_path, load_dataset
@@ -48,7 +51,8 @@ from hyperim.models.bundle import save_bundle
 
 __all__ = ["TrainConfig", "build_model", "prepare", "sampling_logit_offset", "train"]
 
-console = Console(stderr=True)
+# soft_wrap: a log file gets whole lines, not lines hard-wrapped at 80 columns
+console = Console(stderr=True, soft_wrap=True)
 
 
 @dataclass
@@ -65,6 +69,11 @@ class Prepared:
 def prepare(data_dir: Path, cfg: TrainConfig, run_dir: Path | None = None) -> Prepared:
     """Load the dataset; build (or, on resume, reload) the vocabulary and label index."""
     ds = load_dataset(data_dir, skip_invalid=cfg.skip_invalid)
+    if not ds.valid:
+        raise HyperIMError(
+            f"{data_dir}: the validation split has no documents; training needs it to pick "
+            "the best epoch"
+        )
     for w in ds.report.warnings():
         console.print(f"[yellow]warning:[/] {w}")
     if run_dir is not None and (run_dir / "vocab.json").exists():
@@ -176,6 +185,115 @@ def _progress(disable: bool) -> Progress:
     )
 
 
+#: Options a resumed run may change: where or when it stops, and where it runs. The rest
+#: (``--lr``, the model's shape, ...) would make a different run; ``--resume`` refuses them.
+RESUMABLE = ("epochs", "patience", "max_minutes", "device", "eval_batch_size", "checkpoint_every")
+
+#: What a run folder holds besides checkpoint.pt; a start that fails before its first
+#: checkpoint removes them (and the folder, if it made it) so a retry is not blocked.
+RUN_FILES = (
+    "checkpoint.pt.sha256",
+    "run.json",
+    "vocab.json",
+    "labels.json",
+    "log.jsonl",
+    "model",
+    "pretrained",
+)
+
+
+def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
+    """Write ``payload`` to ``path`` atomically, its SHA-256 recorded in ``path.sha256``.
+
+    The digest file lists the new digest and the previous one, and is written before the
+    checkpoint is swapped in: whenever the process dies, the checkpoint on disk matches one
+    of the listed digests, and a truncated or altered file matches none."""
+    import hashlib
+    import io
+
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    data = buffer.getvalue()
+    digest = hashlib.sha256(data).hexdigest()
+    sums = path.with_name(path.name + ".sha256")
+    previous = _listed_digests(sums)[:1]
+    atomic_write_text(sums, "".join(f"{d}\n" for d in [digest, *previous]))
+    atomic_write_bytes(path, lambda f: f.write(data))
+
+
+def _listed_digests(sums: Path) -> list[str]:
+    try:
+        return [line.strip() for line in sums.read_text().splitlines() if line.strip()]
+    except (FileNotFoundError, UnicodeDecodeError):
+        return []
+
+
+def load_checkpoint(path: Path, device: torch.device) -> dict[str, Any]:
+    """Read a checkpoint written by :func:`save_checkpoint`; a truncated or altered file is
+    one line (a checkpoint of an earlier version, without a digest, is read unchecked)."""
+    import hashlib
+    import io
+
+    data = path.read_bytes()
+    sums = path.with_name(path.name + ".sha256")
+    listed = _listed_digests(sums)
+    if sums.exists() and hashlib.sha256(data).hexdigest() not in listed:
+        raise HyperIMError(
+            f"{path}: corrupt checkpoint (its SHA-256 does not match {sums.name}; "
+            f"{len(data):,} bytes); start a new run with another --out"
+        )
+    try:
+        ck = torch.load(io.BytesIO(data), weights_only=False, map_location=device)
+    except Exception as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise HyperIMError(f"{path}: unreadable checkpoint ({first})") from None
+    if not isinstance(ck, dict) or not {"model", "optimizers", "generator", "state"} <= set(ck):
+        raise HyperIMError(f"{path}: not a hyperim checkpoint")
+    return ck
+
+
+def read_run(run_dir: Path) -> dict[str, Any]:
+    """``run_dir/run.json``: the options and dataset of a run (one line if unreadable)."""
+    path = run_dir / "run.json"
+    try:
+        saved = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise HyperIMError(
+            f"{run_dir}: nothing to resume (no run.json); start without --resume"
+        ) from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise HyperIMError(f"{path}: corrupt run file ({e}); start a new run") from None
+    if not isinstance(saved, dict) or not isinstance(saved.get("config"), dict):
+        raise HyperIMError(f"{path}: corrupt run file (no config table); start a new run")
+    if not isinstance(saved.get("data"), str):
+        raise HyperIMError(f"{path}: corrupt run file (no dataset path); start a new run")
+    return saved
+
+
+def check_run_folder(run_dir: Path) -> None:
+    """Fail early, in one line, when ``run_dir`` cannot become a run folder."""
+    for parent in [run_dir, *run_dir.parents]:
+        if parent.exists():
+            if not parent.is_dir():
+                what = "is a file" if parent == run_dir else f"is under {parent}, which is a file"
+                raise HyperIMError(f"--out {run_dir}: {what}; give a folder")
+            if not os.access(parent, os.W_OK | os.X_OK):
+                raise HyperIMError(f"--out {run_dir}: {parent} is not writable")
+            return
+
+
+def _remove_failed_start(run_dir: Path, created: bool) -> None:
+    if created:
+        shutil.rmtree(run_dir, ignore_errors=True)
+        return
+    for name in RUN_FILES:
+        path = run_dir / name
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        elif path.exists():
+            path.unlink(missing_ok=True)
+
+
 def train(
     data_dir: Path | None,
     run_dir: Path,
@@ -184,34 +302,95 @@ def train(
     resume: bool = False,
     epochs: int | None = None,
     progress: bool | None = None,
+    **changes: Any,
 ) -> dict[str, Any]:
     """Train ``cfg.model`` (any registered family) into ``run_dir``; returns a summary (best
     epoch and its metric).
 
-    With ``resume``, options and data come from ``run_dir/run.json`` (``cfg`` is ignored) and
-    training continues from ``checkpoint.pt``; ``epochs`` may raise the epoch budget.
+    With ``resume``, options come from ``run_dir/run.json`` (``cfg`` must be None) and training
+    continues from ``checkpoint.pt``; ``epochs`` and the :data:`RESUMABLE` options in
+    ``changes`` may change; ``data_dir`` may point at the dataset's new place (its files must
+    be the ones the run started with). A start that fails (or is interrupted) before its first
+    checkpoint leaves nothing behind; an interrupted run writes a checkpoint and says how to
+    resume it.
     """
     run_dir = Path(run_dir)
     ckpt_path = run_dir / "checkpoint.pt"
+    check_run_folder(run_dir)
     if resume:
-        if not (run_dir / "run.json").exists():
+        if cfg is not None:
+            raise HyperIMError("--resume takes the run's own options; give no config")
+        refused = sorted(set(changes) - set(RESUMABLE))
+        if refused:
             raise HyperIMError(
-                f"{run_dir}: nothing to resume (no run.json); start without --resume"
+                f"--resume cannot change {', '.join(refused)} (it would be another run); "
+                f"it can change {', '.join(('data', *RESUMABLE))}"
             )
-        saved = json.loads((run_dir / "run.json").read_text())
-        cfg = TrainConfig.from_dict(saved["config"])
-        data_dir = Path(saved["data"])
+        saved = read_run(run_dir)
+        cfg = TrainConfig.from_dict(saved["config"], source=str(run_dir / "run.json"))
+        data_dir = _resumed_data(saved, data_dir, run_dir)
+        cfg = cfg.updated(**changes)
     else:
-        if ckpt_path.exists() or (run_dir / "run.json").exists():
+        if changes:
+            cfg = (cfg or TrainConfig()).updated(**changes)
+        if ckpt_path.exists():
             raise HyperIMError(f"{run_dir}: already holds a run; use --resume or another --out")
+        if (run_dir / "run.json").exists():  # a start killed before its first step: no state
+            console.print(f"{run_dir}: replacing a start that never reached its first step")
+            _remove_failed_start(run_dir, created=False)
         data_dir = Path(data_dir) if data_dir else bundled_dataset_path()
     cfg = (cfg or TrainConfig()).updated(epochs=epochs).validate()
     ctx, device_name = init_distributed(cfg.device)
+    resolve_device(device_name)  # an unavailable device fails here, before anything is written
+    created = not run_dir.exists()
     try:
         ctx.barrier()  # every rank has checked run_dir before rank 0 writes into it
-        return _train(data_dir, run_dir, cfg, resume, progress, ctx, device_name)
+        with interrupts.deferred():
+            return _train(data_dir, run_dir, cfg, resume, progress, ctx, device_name)
+    except BaseException as e:
+        if not resume and ctx.is_main and not ckpt_path.exists():
+            _remove_failed_start(run_dir, created)
+            if isinstance(e, interrupts.Interrupted) and str(e) == "interrupted":
+                raise interrupts.Interrupted(
+                    f"interrupted before the first step; nothing was kept in {run_dir}", e.signum
+                ) from None
+        elif isinstance(e, interrupts.Interrupted) and str(e) == "interrupted":
+            raise interrupts.Interrupted(
+                f"interrupted; the last checkpoint is in {ckpt_path}; continue with: "
+                f"hyperim train --out {run_dir} --resume",
+                e.signum,
+            ) from None
+        raise
     finally:
         shutdown_distributed(ctx)
+
+
+def dataset_fingerprint(data_dir: Path) -> dict[str, int]:
+    """Sizes of the dataset's files (what a moved dataset must still match on resume)."""
+    from hyperim.data.reader import find_dataset_files
+
+    files = find_dataset_files(data_dir)
+    paths = [files.train, files.valid, files.test, files.hierarchy]
+    return {p.name: p.stat().st_size for p in paths if p is not None and p.exists()}
+
+
+def _resumed_data(saved: dict[str, Any], data_dir: Path | None, run_dir: Path) -> Path:
+    """The dataset of a resumed run: its recorded place or ``data_dir``; either must hold the
+    files the run started with (same names and sizes, when the run recorded them)."""
+    given = data_dir is not None
+    data_dir = Path(data_dir) if given else Path(saved["data"])
+    if not given and not data_dir.exists():
+        raise HyperIMError(
+            f"{run_dir}: its dataset {data_dir} is gone; give its new place with --data"
+        )
+    recorded = saved.get("fingerprint")
+    if recorded is not None and dataset_fingerprint(data_dir) != recorded:
+        where = f"--data {data_dir}" if given else f"the run's dataset {data_dir}"
+        raise HyperIMError(
+            f"{where}: not the files this run started with (file sizes {recorded}); "
+            "resume needs the same dataset"
+        )
+    return data_dir
 
 
 def _train(
@@ -230,11 +409,12 @@ def _train(
     if not resume and ctx.is_main:
         prep.vocab.save(run_dir / "vocab.json")
         prep.labels.save(run_dir / "labels.json")
-        atomic_write_text(
-            run_dir / "run.json",
-            json.dumps({"config": cfg.to_dict(), "data": str(Path(data_dir).resolve())}, indent=2)
-            + "\n",
-        )
+        run = {
+            "config": cfg.to_dict(),
+            "data": str(Path(data_dir).resolve()),
+            "fingerprint": dataset_fingerprint(Path(data_dir)),
+        }
+        atomic_write_text(run_dir / "run.json", json.dumps(run, indent=2) + "\n")
     device = resolve_device(device_name)
     mean_positives = float(np.mean([len(x) for x in prep.train.labels]))
     offset = sampling_logit_offset(cfg.negatives, len(prep.labels), mean_positives)
@@ -267,12 +447,18 @@ def _train(
         "skipped_steps": 0,  # skipped steps in this epoch
     }
     if resume and ckpt_path.exists():
-        ck = torch.load(ckpt_path, weights_only=False, map_location=device)
-        model.load_state_dict(type(model).upgrade_state_dict(ck["model"]))
-        for opt, sd in zip(optimizers, ck["optimizers"], strict=True):
-            opt.load_state_dict(sd)
-        gen.set_state(ck["generator"].cpu())
-        state = ck["state"]
+        ck = load_checkpoint(ckpt_path, device)
+        try:
+            model.load_state_dict(type(model).upgrade_state_dict(ck["model"]))
+            for opt, sd in zip(optimizers, ck["optimizers"], strict=True):
+                opt.load_state_dict(sd)
+            gen.set_state(ck["generator"].cpu())
+            state = ck["state"]
+        except (KeyError, TypeError, ValueError, RuntimeError) as e:
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise HyperIMError(
+                f"{ckpt_path}: does not match this run's model and options ({first})"
+            ) from None
         if ctx.is_main:
             console.print(f"resuming {run_dir} at epoch {state['epoch'] + 1}, step {state['step']}")
 
@@ -285,7 +471,7 @@ def _train(
             "generator": gen.get_state(),
             "state": state,
         }
-        atomic_write_bytes(ckpt_path, lambda f: torch.save(payload, f))
+        save_checkpoint(ckpt_path, payload)
 
     meta = {"data": str(Path(data_dir).resolve()), "train_config": cfg.to_dict()}
     budget = None if cfg.max_minutes is None else 60.0 * cfg.max_minutes  # training seconds
@@ -300,6 +486,7 @@ def _train(
         if cfg.max_steps_per_epoch:
             batches = batches[: cfg.max_steps_per_epoch]
         t0, docs, own_docs = time.time(), 0, 0
+        log_lines, log_every = not show and ctx.is_main, max(1, len(batches) // 10)
         spent = state.get("train_seconds", 0.0)
         with _progress(not show) as bar:
             task = bar.add_task(
@@ -310,6 +497,13 @@ def _train(
                 rate=0.0,
             )
             for step in range(state["step"], len(batches)):
+                # a Ctrl-C stops every rank here, between steps, with a checkpoint of the state
+                if not ctx.all_true(interrupts.requested() is None, device):
+                    checkpoint()
+                    interrupts.raise_pending(
+                        f"interrupted in epoch {epoch + 1} after step {step}: saved {ckpt_path}; "
+                        f"continue with: hyperim train --out {run_dir} --resume"
+                    )
                 if budget is not None and not ctx.all_true(
                     spent + time.time() - t0 < budget, device
                 ):  # out of time: this epoch ends here, evaluated as any other
@@ -361,6 +555,12 @@ def _train(
                     loss=state["loss_sum"] / state["loss_n"],
                     rate=docs / max(time.time() - t0, 1e-9),
                 )
+                if log_lines and state["step"] % log_every == 0:  # no terminal: a line per 10 %
+                    say(
+                        f"epoch {epoch + 1}/{cfg.epochs}: step {state['step']}/{len(batches)}, "
+                        f"loss {state['loss_sum'] / state['loss_n']:.4f}, "
+                        f"{docs / max(time.time() - t0, 1e-9):.0f} docs/s"
+                    )
                 if cfg.checkpoint_every and state["step"] % cfg.checkpoint_every == 0:
                     checkpoint()
         state["train_seconds"] = spent + time.time() - t0
