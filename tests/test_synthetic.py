@@ -76,8 +76,11 @@ def test_leaf_only_labels_and_gz(tmp_path: Path) -> None:
     leaves = {x for x in ds.labels if not ds.hierarchy.children(x)}
     assert all(set(d.labels) <= leaves for d in ds.train)
     assert 1.5 < summary["mean_labels"] <= 2.0
-    with pytest.raises(HyperIMError, match="exists"):  # train.jsonl.gz + train.jsonl: ambiguous
-        generate_synthetic(tmp_path / "d", cfg.updated(gz=False))
+    before = {p.name: p.read_bytes() for p in (tmp_path / "d").iterdir()}
+    for again in (cfg, cfg.updated(gz=False)):  # never over a dataset, either compression
+        with pytest.raises(HyperIMError, match="already holds a dataset"):
+            generate_synthetic(tmp_path / "d", again)
+    assert {p.name: p.read_bytes() for p in (tmp_path / "d").iterdir()} == before
 
 
 def test_level_sizes_and_scale() -> None:

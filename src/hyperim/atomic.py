@@ -90,3 +90,24 @@ def atomic_directory(path: str | Path) -> Iterator[Path]:
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def check_output(path: str | Path, flag: str, folder: bool = False) -> None:
+    """Fail early, in one line, when ``path`` cannot be written: it is a folder where a file
+    is wanted (or a file where a folder is), it lies under a file, or the nearest existing
+    folder above it is not writable. Called before any expensive work."""
+    from hyperim.errors import HyperIMError
+
+    path = Path(path)
+    if path.exists():
+        if folder and not path.is_dir():
+            raise HyperIMError(f"{flag} {path}: is a file; give a folder")
+        if not folder and path.is_dir():
+            raise HyperIMError(f"{flag} {path}: is a folder; give a file name")
+    for parent in path.parents if not path.is_dir() else [path, *path.parents]:
+        if parent.exists():
+            if not parent.is_dir():
+                raise HyperIMError(f"{flag} {path}: {parent} is a file, not a folder")
+            if not os.access(parent, os.W_OK | os.X_OK):
+                raise HyperIMError(f"{flag} {path}: {parent} is not writable")
+            return

@@ -25,6 +25,25 @@ pretrain_app = typer.Typer(
 )
 app.add_typer(pretrain_app, name="pretrain")
 
+
+def _version(value: bool) -> None:
+    if value:
+        from hyperim import __version__
+
+        typer.echo(f"hyperim {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Show the version."),
+    ] = False,
+) -> None:
+    """Hyperbolic Interaction Model for hierarchical multi-label text classification."""
+
+
 DeviceOpt = Annotated[str, typer.Option(help="auto | cpu | cuda | cuda:N")]
 DataOpt = Annotated[
     Optional[Path], typer.Option("--data", help="Dataset folder (default: bundled debtags).")
@@ -40,12 +59,39 @@ def _echo_metrics(name: str, metrics: dict[str, float], as_json: bool) -> None:
         typer.echo(format_table({name: metrics}))
 
 
+def train_defaults() -> dict[str, object]:
+    """:class:`~hyperim.config.TrainConfig`'s literal defaults, read from its source so that
+    ``train --help`` shows them without importing torch (a test checks them against the
+    class)."""
+    import ast
+    import contextlib
+
+    source = (Path(__file__).parent / "config.py").read_text(encoding="utf-8")
+    for node in ast.parse(source).body:
+        if isinstance(node, ast.ClassDef) and node.name == "TrainConfig":
+            out = {}
+            for item in node.body:
+                if isinstance(item, ast.AnnAssign) and isinstance(item.target, ast.Name):
+                    with contextlib.suppress(ValueError, TypeError):  # not a literal
+                        out[item.target.id] = ast.literal_eval(item.value)
+            return out
+    return {}
+
+
+_DEFAULTS = train_defaults()
+
+
+def _default(name: str) -> str:
+    value = _DEFAULTS.get(name)
+    return "none" if value is None else str(value)
+
+
 _EXTRA = {"allow_extra_args": True, "ignore_unknown_options": True}
 
 
 @app.command(
     context_settings=_EXTRA,
-    epilog="Options of the model family (its [model] table) follow as --name VALUE, "
+    epilog="Options of the model family (its \\[model] table) follow as --name VALUE, "
     "--flag/--no-flag: `hyperim models NAME` lists them with their defaults.",
 )
 def train(
@@ -59,31 +105,86 @@ def train(
     config: Annotated[
         Optional[Path], typer.Option(help="TOML file of options; flags override it.")
     ] = None,
-    epochs: Annotated[Optional[int], typer.Option()] = None,
-    seed: Annotated[Optional[int], typer.Option()] = None,
+    epochs: Annotated[
+        Optional[int],
+        typer.Option(
+            show_default=_default("epochs"),
+        ),
+    ] = None,
+    seed: Annotated[
+        Optional[int],
+        typer.Option(
+            show_default=_default("seed"),
+        ),
+    ] = None,
     resume: Annotated[
         bool, typer.Option("--resume", help="Continue an interrupted run in --out.")
     ] = False,
-    batch_size: Annotated[Optional[int], typer.Option()] = None,
-    lr: Annotated[Optional[float], typer.Option()] = None,
-    hyper_lr: Annotated[
-        Optional[float], typer.Option(help="Riemannian Adam lr (default: --lr).")
+    batch_size: Annotated[
+        Optional[int],
+        typer.Option(
+            show_default=_default("batch_size"),
+        ),
     ] = None,
-    word_lr: Annotated[Optional[float], typer.Option(help="lr of the word embeddings.")] = None,
+    lr: Annotated[
+        Optional[float],
+        typer.Option(
+            show_default=_default("lr"),
+        ),
+    ] = None,
+    hyper_lr: Annotated[
+        Optional[float],
+        typer.Option(show_default=_default("hyper_lr"), help="Riemannian Adam lr (default: --lr)."),
+    ] = None,
+    word_lr: Annotated[
+        Optional[float],
+        typer.Option(show_default=_default("word_lr"), help="lr of the word embeddings."),
+    ] = None,
     head_lr: Annotated[
-        Optional[float], typer.Option(help="Adam lr of the prediction layers (default: --lr).")
+        Optional[float],
+        typer.Option(
+            show_default=_default("head_lr"),
+            help="Adam lr of the prediction layers (default: --lr).",
+        ),
     ] = None,
     negatives: Annotated[
-        Optional[int], typer.Option(help="Sampled negatives per document (Eq. 7); 0 = all labels.")
+        Optional[int],
+        typer.Option(
+            show_default=_default("negatives"),
+            help="Sampled negatives per document (Eq. 7); 0 = all labels.",
+        ),
     ] = None,
-    max_len: Annotated[Optional[int], typer.Option()] = None,
-    dtype: Annotated[Optional[str], typer.Option(help="float32 | float64")] = None,
-    device: Annotated[Optional[str], typer.Option(help="auto | cpu | cuda | cuda:N")] = None,
-    patience: Annotated[Optional[int], typer.Option()] = None,
-    max_steps_per_epoch: Annotated[Optional[int], typer.Option()] = None,
+    max_len: Annotated[
+        Optional[int],
+        typer.Option(
+            show_default=_default("max_len"),
+        ),
+    ] = None,
+    dtype: Annotated[
+        Optional[str], typer.Option(show_default=_default("dtype"), help="float32 | float64")
+    ] = None,
+    device: Annotated[
+        Optional[str],
+        typer.Option(show_default=_default("device"), help="auto | cpu | cuda | cuda:N"),
+    ] = None,
+    patience: Annotated[
+        Optional[int],
+        typer.Option(
+            show_default=_default("patience"),
+        ),
+    ] = None,
+    max_steps_per_epoch: Annotated[
+        Optional[int],
+        typer.Option(
+            show_default=_default("max_steps_per_epoch"),
+        ),
+    ] = None,
     max_minutes: Annotated[
         Optional[float],
-        typer.Option(help="Time budget of the training steps; the epoch then running ends."),
+        typer.Option(
+            show_default=_default("max_minutes"),
+            help="Time budget of the training steps; the epoch then running ends.",
+        ),
     ] = None,
     skip_invalid: Annotated[
         bool, typer.Option("--skip-invalid", help="Skip (and count) invalid lines.")
@@ -227,6 +328,51 @@ def models(
 
 
 @app.command()
+def info(
+    model: Annotated[Path, typer.Option("--model", help="Run folder or saved model folder.")],
+    labels: Annotated[
+        bool, typer.Option("--labels", help="List the model's labels, one per line.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """What a trained model is: family, options, sizes, the epoch kept and its validation
+    scores (and, with --labels, its labels)."""
+    from hyperim.api import HyperIM
+
+    m = HyperIM.from_pretrained(model, device="cpu")
+    if labels:
+        for name in m.labels.labels:
+            typer.echo(name)
+        return
+    from dataclasses import asdict
+
+    summary = {
+        "model_type": m.model_type,
+        "labels": len(m.labels),
+        "vocabulary": len(m.vocab),
+        "parameters": sum(p.numel() for p in m.model.parameters()),
+        "threshold": m.threshold,
+        "epoch": m.meta.get("epoch"),
+        "valid": m.meta.get("valid"),
+        "data": m.meta.get("data"),
+        "config": asdict(m.model.config),
+    }
+    if as_json:
+        typer.echo(json.dumps(summary, default=str))
+        return
+    typer.echo(
+        f"{summary['model_type']} model: {summary['labels']} labels, "
+        f"{summary['vocabulary']} words, {summary['parameters']:,} parameters"
+    )
+    if summary["epoch"] is not None:
+        typer.echo(f"kept epoch {summary['epoch']}, trained on {summary['data']}")
+    if summary["valid"]:
+        typer.echo("validation: " + ", ".join(f"{k} {v:.2f}" for k, v in summary["valid"].items()))
+    typer.echo(f"threshold {m.threshold:g}")
+    typer.echo("options: " + ", ".join(f"{k}={v}" for k, v in summary["config"].items()))
+
+
+@app.command()
 def evaluate(
     model: Annotated[
         Optional[Path], typer.Option("--model", help="Run folder or saved model folder.")
@@ -265,10 +411,29 @@ def evaluate(
         gold = {"train": files.train, "valid": files.valid, "test": files.test}[split]
         _echo_metrics("predictions", evaluate_predictions(predictions, gold), as_json)
         return
+    if threshold is not None and not 0 < threshold < 1:
+        raise HyperIMError(f"--threshold must be in (0, 1), got {threshold}")
     m = HyperIM.from_pretrained(model, device=device)
     data_dir = data or Path(m.meta.get("data") or bundled_dataset_path())
     ds = load_dataset(data_dir)
     docs = getattr(ds, split)
+    if not docs:
+        raise HyperIMError(f"{data_dir}: the {split} split has no documents to evaluate")
+    gold = [label for d in docs for label in d.labels]
+    known = set(m.labels.labels)
+    unknown = [label for label in gold if label not in known]
+    if unknown and len(unknown) == len(gold):
+        raise HyperIMError(
+            f"{data_dir}: none of the {split} split's labels is one the model knows "
+            f"(e.g. {unknown[0]!r}); is this the dataset it was trained on?"
+        )
+    if unknown:
+        typer.echo(
+            f"hyperim: warning: {len(unknown)} of {len(gold)} gold labels "
+            f"({len(set(unknown))} distinct, e.g. {unknown[0]!r}) are unknown to the model "
+            "and count as misses",
+            err=True,
+        )
     scores = m.predict_proba([d.tokens for d in docs])
     truth = [set(m.labels.encode(d.labels)) for d in docs]
     thr = m.threshold if threshold is None else threshold
@@ -299,11 +464,19 @@ def predict(
 ) -> None:
     """Predict the top-k labels of TEXT or of every document in --input, with evidence words."""
     from hyperim.api import HyperIM
+    from hyperim.atomic import check_output
 
     if (text is None) == (input_file is None):
         raise HyperIMError("give either TEXT or --input FILE")
     if output is not None and input_file is None:
         raise HyperIMError("--output needs --input FILE")
+    if k < 1 or batch_size < 1 or evidence < 0:
+        raise HyperIMError("-k and --batch-size must be >= 1, --evidence >= 0")
+    if input_file is not None and not input_file.is_file():
+        problem = "is a folder" if input_file.is_dir() else "file not found"
+        raise HyperIMError(f"--input {input_file}: {problem}")
+    if output is not None:
+        check_output(output, "--output")
     m = HyperIM.from_pretrained(model, device=device)
     if output is not None:
         from hyperim.inference import predict_file
@@ -313,17 +486,20 @@ def predict(
         )
         typer.echo(json.dumps(summary, default=str))
         return
-    texts = [text] if text is not None else _read_inputs(input_file)
-    for t, preds in zip(texts, m.predict(texts, k=k), strict=True):
-        if as_json:
-            typer.echo(
-                json.dumps(
-                    {
-                        "labels": [[p.label, round(p.probability, 4)] for p in preds],
-                        "evidence": {p.label: p.evidence for p in preds},
-                    }
-                )
-            )
+    if text is not None:
+        ids, texts = [None], [text]
+    else:
+        from hyperim.inference import iter_inputs
+
+        pairs = list(iter_inputs(input_file))
+        ids, texts = [i for i, _ in pairs], [t for _, t in pairs]
+    for doc_id, t, preds in zip(
+        ids, texts, m.predict(texts, k=k, evidence=evidence or 3), strict=True
+    ):
+        if as_json:  # the records of --output (same keys, full precision)
+            record = {"id": doc_id, "labels": [[p.label, p.probability] for p in preds]}
+            record["evidence"] = {p.label: p.evidence for p in preds}
+            typer.echo(json.dumps(record, ensure_ascii=False))
         else:
             head = (t if isinstance(t, str) else " ".join(t)).replace("\n", " ")[:70]
             typer.echo(f"{head}")
@@ -375,9 +551,11 @@ def _apply_options(entries: list, options: list[str]) -> None:
 
 def _run_entries(entries, data, out, seeds, epochs, budget, split, option):
     """Options applied, every entry run (resumable); returns the results and a table title."""
+    from hyperim.atomic import check_output
     from hyperim.benchmark import run_entries
     from hyperim.data import bundled_dataset_path
 
+    check_output(out, "--out", folder=True)
     _apply_options(entries, option or [])
     data_dir = data or bundled_dataset_path()
     results = run_entries(
@@ -456,21 +634,6 @@ def ablation(
     md, png = write_ablation(results, out, title)
     typer.echo(md.read_text(), nl=False)
     typer.echo(f"plot: {png}")
-
-
-def _read_inputs(path: Path) -> list:
-    from hyperim.data import iter_documents
-
-    if path.suffix in (".jsonl", ".json", ".gz"):
-        return [d.tokens for d in iter_documents(path, require_labels=False)]
-    from hyperim.errors import DataError
-
-    try:
-        return [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    except FileNotFoundError:
-        raise DataError(path, None, "file not found") from None
-    except UnicodeDecodeError as e:
-        raise DataError(path, None, f"not UTF-8 ({e.reason})") from None
 
 
 class _EpochBar:
@@ -558,11 +721,13 @@ def pretrain_labels(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Embed a label hierarchy in the Poincaré ball (Eq. 2) and report its reconstruction."""
+    from hyperim.atomic import check_output
     from hyperim.data.hierarchy import read_hierarchy
     from hyperim.pretrain.hierarchy import HierarchyEmbeddingConfig
     from hyperim.pretrain.init import embed_hierarchy
     from hyperim.pretrain.io import save_embeddings
 
+    check_output(out, "--out")
     h = read_hierarchy(hierarchy)
     if not h.edges:
         raise HyperIMError(f"{hierarchy}: no parent-child edges to embed")
@@ -625,10 +790,12 @@ def pretrain_words(
 ) -> None:
     """Poincaré GloVe word embeddings (Eq. 3) of a dataset's training split, refined with
     WordNet hypernyms (Eq. 4); the vocabulary is the one `hyperim train` builds."""
+    from hyperim.atomic import check_output
     from hyperim.data import Vocabulary, bundled_dataset_path, load_dataset
     from hyperim.pretrain.init import pretrain_words as run
     from hyperim.pretrain.io import save_embeddings
 
+    check_output(out, "--out")
     ds = load_dataset(data or bundled_dataset_path())
     vocab = Vocabulary.build((d.tokens for d in ds.train), min_count, max_vocab)
     points, stats = run(

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 import time
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from pathlib import Path
@@ -27,6 +28,7 @@ from hyperim.data.lines import BadLine, decode, decode_line, iter_raw_lines
 from hyperim.data.reader import Document, iter_documents, parse_document, tokenize
 from hyperim.data.vocab import LabelIndex, Vocabulary
 from hyperim.errors import DataError, HyperIMError
+from hyperim.geometry.pairwise import compile_if_worth_it
 from hyperim.metrics import ranking_metrics
 from hyperim.models.base import LABEL_CHUNK, TextModel
 
@@ -67,6 +69,7 @@ def proba_encoded(
     model: TextModel, seqs: Sequence[np.ndarray], batch_size: int = 128
 ) -> np.ndarray:
     """Probabilities ``(N, C)`` of every label for encoded token id sequences."""
+    compile_if_worth_it(len(seqs))
     out = np.zeros((len(seqs), model.n_labels), dtype=np.float32)
     for idx, tokens, mask in batches(seqs, batch_size, model.device):
         out[idx] = torch.sigmoid(model.score_all(tokens, mask)).float().cpu().numpy()
@@ -315,6 +318,8 @@ def predict_file(
             chunk = list(itertools.islice(items, window))
             if not chunk:
                 break
+            if n_docs == 0:  # compile when the file holds enough work (a full first window)
+                compile_if_worth_it(math.inf if len(chunk) == window else len(chunk))
             chunk_ok = [(i, t) for i, t in chunk if t is not None]
             n_skipped += len(chunk) - len(chunk_ok)
             seqs = [

@@ -16,7 +16,6 @@ A run folder holds::
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import sys
 import time
@@ -30,7 +29,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from hyperim import interrupts
-from hyperim.atomic import atomic_write_bytes, atomic_write_text
+from hyperim.atomic import atomic_write_bytes, atomic_write_text, check_output
 from hyperim.config import TrainConfig
 from hyperim.data import Dataset, LabelIndex, Vocabulary, bundled_dataset_path, load_dataset
 from hyperim.data.batching import (
@@ -43,6 +42,7 @@ from hyperim.data.batching import (
 from hyperim.device import resolve_device
 from hyperim.distributed import DistContext, init_distributed, shutdown_distributed
 from hyperim.errors import HyperIMError
+from hyperim.geometry.pairwise import compile_if_worth_it
 from hyperim.inference import proba_encoded
 from hyperim.metrics import evaluate_scores
 from hyperim.models.base import TextModel, TrainingData, sampling_logit_offset
@@ -270,18 +270,6 @@ def read_run(run_dir: Path) -> dict[str, Any]:
     return saved
 
 
-def check_run_folder(run_dir: Path) -> None:
-    """Fail early, in one line, when ``run_dir`` cannot become a run folder."""
-    for parent in [run_dir, *run_dir.parents]:
-        if parent.exists():
-            if not parent.is_dir():
-                what = "is a file" if parent == run_dir else f"is under {parent}, which is a file"
-                raise HyperIMError(f"--out {run_dir}: {what}; give a folder")
-            if not os.access(parent, os.W_OK | os.X_OK):
-                raise HyperIMError(f"--out {run_dir}: {parent} is not writable")
-            return
-
-
 def _remove_failed_start(run_dir: Path, created: bool) -> None:
     if created:
         shutil.rmtree(run_dir, ignore_errors=True)
@@ -316,7 +304,7 @@ def train(
     """
     run_dir = Path(run_dir)
     ckpt_path = run_dir / "checkpoint.pt"
-    check_run_folder(run_dir)
+    check_output(run_dir, "--out", folder=True)
     if resume:
         if cfg is not None:
             raise HyperIMError("--resume takes the run's own options; give no config")
@@ -403,6 +391,7 @@ def _train(
     device_name: str,
 ) -> dict[str, Any]:
     ckpt_path = run_dir / "checkpoint.pt"
+    compile_if_worth_it()  # training: the compiled kernels pay for their warm-up
     torch.manual_seed(cfg.seed)
     run_dir.mkdir(parents=True, exist_ok=True)
     prep = prepare(data_dir, cfg, run_dir if resume else None)

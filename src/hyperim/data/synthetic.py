@@ -41,6 +41,7 @@ from typing import IO, Any
 
 import numpy as np
 
+from hyperim.atomic import check_output
 from hyperim.errors import HyperIMError
 
 CHUNK_DOCS = 2048  # documents generated and written at a time
@@ -381,9 +382,14 @@ def generate_synthetic(
     t0 = time.perf_counter()
     out = Path(out_dir).expanduser()
     suffix, other = (".jsonl.gz", ".jsonl") if cfg.gz else (".jsonl", ".jsonl.gz")
-    clashes = [out / f"{s}{other}" for s in _SPLITS if (out / f"{s}{other}").exists()]
-    if clashes:
-        raise HyperIMError(f"{clashes[0]} exists; remove it or write to another directory")
+    names = [f"{s}{x}" for s in _SPLITS for x in (suffix, other)] + ["hierarchy.tsv"]
+    clashes = [out / n for n in names if (out / n).exists()]
+    if clashes:  # never overwrite a dataset (the user's, or an earlier synthetic one)
+        raise HyperIMError(
+            f"{out}: already holds a dataset ({clashes[0].name}); remove it or write to "
+            "another folder"
+        )
+    check_output(out, "--out", folder=True)
     out.mkdir(parents=True, exist_ok=True)
 
     tree = _build_tree(cfg, np.random.default_rng([cfg.seed, 0]))

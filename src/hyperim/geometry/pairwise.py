@@ -19,6 +19,7 @@ recomputes instead of storing, so memory is bounded by the chunk size, forward a
 
 from __future__ import annotations
 
+import math
 import os
 import warnings
 from collections.abc import Callable
@@ -91,12 +92,20 @@ def _backward_chunk(
     return gx, gy
 
 
-class _Kernels:
-    """The chunk kernels, compiled with ``torch.compile`` when possible.
+#: Documents from which batch inference compiles the kernels (in the ``auto`` mode):
+#: compiling costs 15-40 s on a 2-core machine once per process, and pays back only over
+#: thousands of documents; one text, or a handful, is scored eagerly at once.
+COMPILE_MIN_DOCS = 2000
 
-    Compilation fuses each chunk into one loop nest (3-7x faster than eager on CPU). It is on
-    unless ``HYPERIM_COMPILE=0``; if compiling fails (no C compiler, say), hyperim warns once
-    and runs the same functions eagerly.
+
+class _Kernels:
+    """The chunk kernels, compiled with ``torch.compile`` where the work pays for it.
+
+    Compilation fuses each chunk into one loop nest (3-7x faster than eager on CPU) but costs
+    seconds of warm-up per process and shape. ``HYPERIM_COMPILE`` chooses: ``1`` always,
+    ``0`` never, unset (``auto``) when :meth:`worth_it` is told of enough work — training, or
+    batch inference of :data:`COMPILE_MIN_DOCS` documents or more. If compiling fails (no C
+    compiler, say), hyperim warns once and runs the same functions eagerly.
     """
 
     #: Kernels compiled for the first shape they see, and shape-generic only for the others
@@ -105,8 +114,16 @@ class _Kernels:
     STATIC_FIRST = frozenset({"gru_cell"})
 
     def __init__(self) -> None:
-        self.enabled = os.environ.get("HYPERIM_COMPILE", "1") != "0"
+        mode = os.environ.get("HYPERIM_COMPILE", "auto")
+        self.enabled = mode == "1"
+        self.auto = mode not in ("0", "1")
         self._compiled: dict[str, Callable] = {}
+
+    def worth_it(self, documents: float = math.inf) -> None:
+        """In ``auto`` mode, compile from now on if ``documents`` (default: training) is work
+        enough."""
+        if self.auto and documents >= COMPILE_MIN_DOCS:
+            self.enabled = True
 
     def get(self, name: str, fn: Callable) -> Callable:
         if not self.enabled:
@@ -127,7 +144,7 @@ class _Kernels:
                 RuntimeWarning,
                 stacklevel=2,
             )
-            self.enabled = False
+            self.enabled = self.auto = False
             return fn(*args)
 
 
@@ -135,8 +152,14 @@ KERNELS = _Kernels()
 
 
 def set_compile(enabled: bool) -> None:
-    """Turn compilation of the interaction kernels on or off (also ``HYPERIM_COMPILE=0``)."""
-    KERNELS.enabled = enabled
+    """Turn compilation of the interaction kernels on or off for good (overrides both
+    ``HYPERIM_COMPILE`` and the ``auto`` choice)."""
+    KERNELS.enabled, KERNELS.auto = enabled, False
+
+
+def compile_if_worth_it(documents: float = math.inf) -> None:
+    """Tell the kernels how much work is coming (see :class:`_Kernels`)."""
+    KERNELS.worth_it(documents)
 
 
 #: Most labels in one tile: the tile's innermost (contiguous, vectorised) axis is the label
