@@ -334,11 +334,17 @@ def _wait_for(path: Path, proc: subprocess.Popen, timeout: float = 120) -> None:
         time.sleep(0.1)
 
 
-def test_sigint_during_training_checkpoints_and_resumes(data: Path, tmp_path: Path) -> None:
-    out = tmp_path / "run"
+def _training_past_its_first_epoch(data: Path, out: Path) -> subprocess.Popen:
+    """A long ``train`` into ``out``, returned once its first epoch is logged."""
     proc = start("train", "--data", str(data), "--out", str(out), "--n-balls", "2",
                  "--max-len", "16", "--epochs", "400", "--patience", "400")  # fmt: skip
     _wait_for(out / "log.jsonl", proc)
+    return proc
+
+
+def test_sigint_during_training_checkpoints_and_resumes(data: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    proc = _training_past_its_first_epoch(data, out)
     proc.send_signal(signal.SIGINT)
     _, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 130, stderr
@@ -351,9 +357,7 @@ def test_sigint_during_training_checkpoints_and_resumes(data: Path, tmp_path: Pa
 
 def test_sigkill_during_training_then_resume(data: Path, tmp_path: Path) -> None:
     out = tmp_path / "run"
-    proc = start("train", "--data", str(data), "--out", str(out), "--n-balls", "2",
-                 "--max-len", "16", "--epochs", "400", "--patience", "400")  # fmt: skip
-    _wait_for(out / "log.jsonl", proc)
+    proc = _training_past_its_first_epoch(data, out)
     proc.kill()
     proc.communicate(timeout=60)
     p = cli("train", "--out", str(out), "--resume", "--epochs", "3")
@@ -376,9 +380,7 @@ def test_sigint_during_predict_output_leaves_no_partial_file(trained: Path, tmp_
 
 def test_sigterm_is_an_interrupt_too(data: Path, tmp_path: Path) -> None:
     out = tmp_path / "run"
-    proc = start("train", "--data", str(data), "--out", str(out), "--n-balls", "2",
-                 "--max-len", "16", "--epochs", "400", "--patience", "400")  # fmt: skip
-    _wait_for(out / "log.jsonl", proc)
+    proc = _training_past_its_first_epoch(data, out)
     proc.send_signal(signal.SIGTERM)
     _, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 143, stderr

@@ -195,52 +195,36 @@ def train(
     from hyperim.config import TrainConfig
     from hyperim.train import train as run_train
 
-    if resume:
-        flags = {
-            "config": config,
-            "model": model,
-            "seed": seed,
-            "batch_size": batch_size,
-            "lr": lr,
-            "hyper_lr": hyper_lr,
-            "word_lr": word_lr,
-            "head_lr": head_lr,
-            "negatives": negatives,
-            "max_len": max_len,
-            "dtype": dtype,
-            "max_steps_per_epoch": max_steps_per_epoch,
-            "skip_invalid": skip_invalid or None,
-        }
-        refused = [f"--{k.replace('_', '-')}" for k, v in flags.items() if v is not None]
-        refused += [a for a in ctx.args if a.startswith("--")]
+    flags = dict(
+        seed=seed,
+        batch_size=batch_size,
+        lr=lr,
+        hyper_lr=hyper_lr,
+        word_lr=word_lr,
+        head_lr=head_lr,
+        negatives=negatives,
+        max_len=max_len,
+        dtype=dtype,
+        device=device,
+        patience=patience,
+        max_steps_per_epoch=max_steps_per_epoch,
+        max_minutes=max_minutes,
+        skip_invalid=skip_invalid or None,
+    )
+    flags = {k: v for k, v in flags.items() if v is not None}
+    if resume:  # train() refuses, by name, the options a resumed run cannot change
+        refused = ["--config"] if config else []
+        refused += ["--model"] if model else []
+        refused += [a for a in ctx.args if a.startswith("--")]  # the family's options
         if refused:
             raise HyperIMError(
-                f"--resume cannot change {', '.join(refused)} (that would be another run); "
-                "it can change --data, --epochs, --patience, --max-minutes, --device"
+                f"--resume cannot change {', '.join(refused)} (that would be another run)"
             )
-        changes = {"patience": patience, "max_minutes": max_minutes, "device": device}
-        changes = {k: v for k, v in changes.items() if v is not None}
-        summary = run_train(data, out, resume=True, epochs=epochs, **changes)
+        summary = run_train(data, out, resume=True, epochs=epochs, **flags)
     else:
         cfg = TrainConfig.from_toml(config) if config else TrainConfig()
         cfg = cfg.updated(model=model)
-        cfg = cfg.updated(
-            seed=seed,
-            batch_size=batch_size,
-            lr=lr,
-            hyper_lr=hyper_lr,
-            word_lr=word_lr,
-            head_lr=head_lr,
-            negatives=negatives,
-            max_len=max_len,
-            dtype=dtype,
-            device=device,
-            patience=patience,
-            max_steps_per_epoch=max_steps_per_epoch,
-            max_minutes=max_minutes,
-            skip_invalid=skip_invalid or None,
-            **parse_model_options(cfg.model, ctx.args),
-        )
+        cfg = cfg.updated(**flags, **parse_model_options(cfg.model, ctx.args))
         summary = run_train(data, out, cfg, epochs=epochs)
     typer.echo(json.dumps(summary))
 
@@ -911,10 +895,7 @@ def main(argv: list[str] | None = None) -> None:
         typer.echo(f"hyperim: error: {e}", err=True)
         sys.exit(2)
     except interrupts.Interrupted as e:
-        message = str(e)
-        typer.echo(
-            f"hyperim: {message}" if message != "interrupted" else "hyperim: interrupted", err=True
-        )
+        typer.echo(f"hyperim: {e}", err=True)
         sys.exit(e.exit_status)
     except (typer.Abort, KeyboardInterrupt):
         typer.echo("hyperim: interrupted", err=True)

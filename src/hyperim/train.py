@@ -310,9 +310,13 @@ def train(
             raise HyperIMError("--resume takes the run's own options; give no config")
         refused = sorted(set(changes) - set(RESUMABLE))
         if refused:
+
+            def flag(name: str) -> str:
+                return "--" + name.replace("_", "-")
+
             raise HyperIMError(
-                f"--resume cannot change {', '.join(refused)} (it would be another run); "
-                f"it can change {', '.join(('data', *RESUMABLE))}"
+                f"--resume cannot change {', '.join(map(flag, refused))} (it would be another "
+                f"run); it can change {', '.join(map(flag, ('data', *RESUMABLE)))}"
             )
         saved = read_run(run_dir)
         cfg = TrainConfig.from_dict(saved["config"], source=str(run_dir / "run.json"))
