@@ -253,6 +253,16 @@ def test_resume_checks_the_dataset(run_copy: Path, data: Path, tmp_path: Path) -
     assert json.loads(p.stdout)["epochs_run"] == 2
 
 
+def test_resume_with_other_numerics_says_it_will_not_repeat_exactly(run_copy: Path) -> None:
+    run = json.loads((run_copy / "run.json").read_text())
+    assert run["numerics"]["threads"] >= 1 and "torch" in run["numerics"]
+    run["numerics"]["threads"] += 1  # as if it had started with another thread count
+    (run_copy / "run.json").write_text(json.dumps(run))
+    p = cli("train", "--out", str(run_copy), "--resume", "--epochs", "2")
+    assert p.returncode == 0, p.stderr
+    assert "bit for bit" in p.stderr and "threads" in p.stderr, p.stderr
+
+
 def test_already_a_run(trained: Path, data: Path) -> None:
     before = snapshot(trained)
     fails(cli("train", "--data", str(data), "--out", str(trained), *SMALL), "already holds a run")

@@ -27,9 +27,11 @@ class Interrupted(BaseException):
     A :class:`BaseException`, like :class:`KeyboardInterrupt`, so ``except Exception`` does not
     swallow it."""
 
-    def __init__(self, message: str = "interrupted", signum: int = signal.SIGINT) -> None:
-        super().__init__(message)
+    def __init__(self, message: str | None = None, signum: int = signal.SIGINT) -> None:
+        super().__init__(message or "interrupted")
         self.signum = signum
+        #: whether the message says what was saved (False: a bare signal, the caller may tell)
+        self.explained = message is not None
 
     @property
     def exit_status(self) -> int:
@@ -43,7 +45,7 @@ def _handler(signum: int, _frame: object) -> None:
     if _state["deferring"] and _state["pending"] is None:
         _state["pending"] = signum
         return
-    raise Interrupted("interrupted", signum)
+    raise Interrupted(signum=signum)
 
 
 def install() -> None:

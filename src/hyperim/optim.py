@@ -27,6 +27,18 @@ class RiemannianAdam(geoopt.optim.RiemannianAdam):
         super().__init__(params, *args, **kwargs)
         self.rows = rows
 
+    def load_state_dict(self, state_dict) -> None:
+        """As torch's, but each ``step`` stays the Python int the update counts with.
+
+        ``torch.optim.Adam.__setstate__`` (geoopt's Riemannian Adam is an Adam) turns every
+        ``step`` into a float32 tensor, which makes the bias corrections ``1 - β**step`` float32
+        tensors instead of Python floats: the first update after a resume then differed from
+        an uninterrupted run's in the last bit, and the runs drifted apart."""
+        super().load_state_dict(state_dict)
+        for state in self.state.values():
+            if torch.is_tensor(state.get("step")):
+                state["step"] = int(state["step"].item())
+
     @torch.no_grad()
     def step(self, closure=None):
         loss = None

@@ -42,7 +42,7 @@ from hyperim.data.batching import (
 from hyperim.device import resolve_device
 from hyperim.distributed import DistContext, init_distributed, shutdown_distributed
 from hyperim.errors import HyperIMError
-from hyperim.geometry.pairwise import compile_if_worth_it
+from hyperim.geometry.pairwise import KERNELS, compile_if_worth_it
 from hyperim.inference import proba_encoded
 from hyperim.metrics import evaluate_scores
 from hyperim.models.base import TextModel, TrainingData, sampling_logit_offset
@@ -342,11 +342,11 @@ def train(
     except BaseException as e:
         if not resume and ctx.is_main and not ckpt_path.exists():
             _remove_failed_start(run_dir, created)
-            if isinstance(e, interrupts.Interrupted) and str(e) == "interrupted":
+            if isinstance(e, interrupts.Interrupted) and not e.explained:
                 raise interrupts.Interrupted(
                     f"interrupted before the first step; nothing was kept in {run_dir}", e.signum
                 ) from None
-        elif isinstance(e, interrupts.Interrupted) and str(e) == "interrupted":
+        elif isinstance(e, interrupts.Interrupted) and not e.explained:
             raise interrupts.Interrupted(
                 f"interrupted; the last checkpoint is in {ckpt_path}; continue with: "
                 f"hyperim train --out {run_dir} --resume",
@@ -355,6 +355,29 @@ def train(
         raise
     finally:
         shutdown_distributed(ctx)
+
+
+def numerics(ctx: DistContext) -> dict[str, Any]:
+    """Besides options and data, what a bit-for-bit repeat of a run depends on: the same
+    torch, threads per process, processes and kernels (compiled or eager) give the same
+    numbers; other ones change the last bits of sums, and the runs drift apart."""
+    return {
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "processes": ctx.world_size,
+        "compiled": KERNELS.enabled,
+    }
+
+
+def _warn_if_numerics_differ(run_dir: Path, now: dict[str, Any]) -> None:
+    then = read_run(run_dir).get("numerics")
+    if not then or then == now:
+        return
+    changed = ", ".join(f"{k} {then.get(k)} -> {v}" for k, v in now.items() if then.get(k) != v)
+    console.print(
+        f"note: {run_dir} started with other numerics ({changed}): the resumed run is correct "
+        "but will not repeat the uninterrupted one bit for bit"
+    )
 
 
 def dataset_fingerprint(data_dir: Path) -> dict[str, int]:
@@ -399,6 +422,8 @@ def _train(
     torch.manual_seed(cfg.seed)
     run_dir.mkdir(parents=True, exist_ok=True)
     prep = prepare(data_dir, cfg, run_dir if resume else None)
+    if resume and ctx.is_main:
+        _warn_if_numerics_differ(run_dir, numerics(ctx))
     if not resume and ctx.is_main:
         prep.vocab.save(run_dir / "vocab.json")
         prep.labels.save(run_dir / "labels.json")
@@ -406,6 +431,7 @@ def _train(
             "config": cfg.to_dict(),
             "data": str(Path(data_dir).resolve()),
             "fingerprint": dataset_fingerprint(Path(data_dir)),
+            "numerics": numerics(ctx),
         }
         atomic_write_text(run_dir / "run.json", json.dumps(run, indent=2) + "\n")
     device = resolve_device(device_name)
@@ -478,7 +504,7 @@ def _train(
         batches = epoch_batches(lengths, cfg.batch_size, cfg.seed, epoch)
         if cfg.max_steps_per_epoch:
             batches = batches[: cfg.max_steps_per_epoch]
-        t0, docs, own_docs = time.time(), 0, 0
+        t0, docs = time.time(), 0  # docs: this process's pace, since it started or resumed
         log_lines, log_every = not show and ctx.is_main, max(1, len(batches) // 10)
         spent = state.get("train_seconds", 0.0)
         with _progress(not show) as bar:
@@ -538,7 +564,7 @@ def _train(
                     continue
                 state["bad_steps"] = 0
                 docs += len(idx)  # the global batch: documents/s of the whole job
-                own_docs += len(tokens)
+                state["epoch_documents"] = state.get("epoch_documents", 0) + len(tokens)
                 state["step"] = step + 1
                 state["loss_sum"] += loss.item()
                 state["loss_n"] += 1
@@ -566,7 +592,8 @@ def _train(
                 "seconds": round(time.time() - t0, 2),
                 "skipped_steps": state["skipped_steps"],
                 "processes": ctx.world_size,
-                "documents": own_docs,  # trained on by this process (rank 0) in this epoch
+                # trained on by rank 0 in this epoch, before and after any resume
+                "documents": state.get("epoch_documents", 0),
                 "valid": metrics,
             }
         record = ctx.broadcast(record)
@@ -592,7 +619,9 @@ def _train(
             + ", ".join(f"{k} {v:.2f}" for k, v in metrics.items())
             + f" ({record['seconds']:.0f}s){' *' if improved else ''}"
         )
-        state.update(epoch=epoch + 1, step=0, loss_sum=0.0, loss_n=0, skipped_steps=0)
+        state.update(
+            epoch=epoch + 1, step=0, loss_sum=0.0, loss_n=0, skipped_steps=0, epoch_documents=0
+        )
         if state["bad_epochs"] >= cfg.patience:
             say(f"early stopping: no {cfg.metric} gain in {cfg.patience} epochs")
             state["done"] = True
