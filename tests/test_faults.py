@@ -7,6 +7,7 @@ lost. ``pytest tests/test_faults.py`` prints the count (BENCHMARKS.md: fault cas
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 import os
@@ -174,6 +175,7 @@ def test_failed_start_leaves_nothing(
     out = tmp_path / "run"
     p = cli("train", "--data", str(data), "--out", str(out), *SMALL, *extra)
     assert p.returncode == 2 and needle in last_line(p.stderr), p.stderr
+    assert "pre-training" not in p.stderr, p.stderr  # checked before any long work
     assert not out.exists()
 
 
@@ -194,6 +196,50 @@ def test_empty_validation_split_is_refused(data: Path, tmp_path: Path) -> None:
     assert not out.exists()
 
 
+def _gz_corrupt(ds: Path) -> None:
+    (ds / "train.jsonl.gz").write_bytes(b"\x1f\x8bnot gzip at all")
+    (ds / "train.jsonl").unlink()
+
+
+def _gz_truncated(ds: Path) -> None:
+    whole = gzip.compress((ds / "train.jsonl").read_bytes())
+    (ds / "train.jsonl.gz").write_bytes(whole[: len(whole) // 2])
+    (ds / "train.jsonl").unlink()
+
+
+def _no_labels(split: str):
+    def damage(ds: Path) -> None:
+        lines = (ds / f"{split}.jsonl").read_text().splitlines()
+        docs = [{**json.loads(x), "labels": []} for x in lines]
+        (ds / f"{split}.jsonl").write_text("".join(json.dumps(d) + "\n" for d in docs))
+
+    return damage
+
+
+@pytest.mark.parametrize(
+    ("damage", "needle"),
+    [
+        (_gz_corrupt, "train.jsonl.gz:1: "),
+        (_gz_truncated, "truncated"),
+        (_no_labels("train"), "nothing to learn"),
+        (_no_labels("valid"), "best epoch cannot be chosen"),
+    ],
+    ids=["gzip-corrupt", "gzip-truncated", "train-without-labels", "valid-without-labels"],
+)
+def test_datasets_that_cannot_train(data: Path, tmp_path: Path, damage, needle: str) -> None:
+    ds = Path(shutil.copytree(data, tmp_path / "ds"))
+    damage(ds)
+    out = tmp_path / "run"
+    fails(cli("train", "--data", str(ds), "--out", str(out), *SMALL), needle)
+    assert not out.exists()
+
+
+def test_usage_errors_are_one_line(tmp_path: Path) -> None:
+    fails(cli("train"), "Missing option '--out'", "--help")
+    fails(cli("nosuchcommand"), "No such command")
+    fails(cli("predict", "--model"), "requires an argument")
+
+
 # ------------------------------------------------------------------------- option limits
 @pytest.mark.parametrize(
     "option",
@@ -210,6 +256,13 @@ def test_empty_validation_split_is_refused(data: Path, tmp_path: Path) -> None:
         ("--n-balls", "0"),
         ("--phi", "nosuch"),
         ("--model", "nosuchmodel"),
+        ("--lr", "inf"),  # passes "> 0", then every score is NaN after the first step
+        ("--head-lr", "-inf"),
+        ("--word-init-scale", "nan"),
+        ("--seed", "-1"),
+        ("--seed", "99999999999999999999"),
+        ("--epochs", "abc"),  # a usage error: one line too, not click's box
+        ("--max-len", "100000000"),  # out of memory building the model: the user's to size
     ],
 )
 def test_train_option_limits(data: Path, tmp_path: Path, option: tuple[str, str]) -> None:
@@ -321,6 +374,8 @@ def test_evaluate_refuses_what_would_be_silent_zeros(trained: Path, data: Path, 
     fails(cli("evaluate", "--model", str(trained), "--data", str(ds)), "no documents")
     (ds / "test.jsonl").write_text(json.dumps({"text": "kitten", "labels": ["zebra"]}) + "\n")
     fails(cli("evaluate", "--model", str(trained), "--data", str(ds)), "none of the test")
+    (ds / "test.jsonl").write_text(json.dumps({"text": "kitten", "labels": []}) + "\n")
+    fails(cli("evaluate", "--model", str(trained), "--data", str(ds)), "has a label")
     (ds / "test.jsonl").write_text(
         json.dumps({"text": "kitten", "labels": ["zebra", "animal"]}) + "\n"
     )
@@ -449,3 +504,92 @@ def test_python_api_refuses_a_bare_string(trained: Path) -> None:
     with pytest.raises(HyperIMError, match="one string"):
         m.predict("a kitten")
     assert len(m.predict(["a kitten"])) == 1
+
+
+# ------------------------------------------------------------- full disks, read-only places
+@pytest.fixture
+def small_fs(tmp_path: Path):
+    """``small_fs(size, read_only=False, fill=None)``: a tmpfs of ``size`` (``fill`` copied
+    into it before it is made read-only); needs root's mount (CI runs as root), else skips."""
+    mounted: list[Path] = []
+
+    def mount(size: str, read_only: bool = False, fill: Path | None = None) -> Path:
+        where = tmp_path / f"fs{len(mounted)}"
+        where.mkdir()
+        p = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)],
+            capture_output=True,
+        )
+        if p.returncode != 0:
+            pytest.skip(f"cannot mount a tmpfs here: {p.stderr.decode().strip()}")
+        mounted.append(where)
+        if fill is not None:
+            shutil.copytree(fill, where / fill.name)
+        if read_only:
+            subprocess.run(["mount", "-o", "remount,ro", str(where)], check=True)
+        return where
+
+    yield mount
+    for where in mounted:
+        subprocess.run(["umount", str(where)], capture_output=True)
+
+
+def test_full_disk_fails_in_one_line_and_leaves_nothing_half_written(
+    trained: Path, data: Path, tmp_path: Path, small_fs
+) -> None:
+    fs = small_fs("64k")
+    many = tmp_path / "many.txt"
+    many.write_text("kitten meow puppy bark drill hammer\n" * 20000)
+    fails(cli("predict", "--model", str(trained), "--input", str(many), "--output",
+              str(fs / "pred.jsonl")), "pred.jsonl", "No space left")  # fmt: skip
+    fails(cli("data", "synthetic", "--out", str(fs / "syn"), "--docs", "20000"), "No space left")
+    fails(cli("pretrain", "labels", "--hierarchy", str(data / "hierarchy.tsv"), "--out",
+              str(fs / "labels.txt"), "--dim", "20000"), "No space left")  # fmt: skip
+    p = cli("train", "--data", str(data), "--out", str(fs / "run"), *SMALL, "--n-balls", "400")
+    assert p.returncode == 2 and "No space left" in last_line(p.stderr), p.stderr  # after logs
+    assert sorted(os.listdir(fs)) == []  # no partial file, no dataset half there, no run
+    # a device is written in place, never replaced by a file
+    fails(cli("predict", "--model", str(trained), "--input", str(many), "--output", "/dev/full"),
+          "/dev/full", "No space left")  # fmt: skip
+    assert Path("/dev/full").is_char_device()
+
+
+def test_read_only_run_folder(trained: Path, small_fs) -> None:
+    fs = small_fs("20m", read_only=True, fill=trained)
+    run = fs / trained.name
+    fails(cli("train", "--out", str(run), "--resume", "--epochs", "2"), "not writable")
+    p = cli("predict", "--model", str(run), "kitten")  # reading still works
+    assert p.returncode == 0, p.stderr
+
+
+def test_sigint_during_pretraining_writes_nothing(data: Path, tmp_path: Path) -> None:
+    out = tmp_path / "labels.txt"
+    proc = start("pretrain", "labels", "--hierarchy", str(data / "hierarchy.tsv"),
+                 "--out", str(out), "--epochs", "1000000")  # fmt: skip
+    time.sleep(8)  # into the epochs (start-up is about 4 s)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130 and "interrupted" in last_line(stderr), stderr
+    assert sorted(os.listdir(tmp_path)) == []
+
+
+def test_sigint_during_benchmark_then_the_same_command_finishes(data: Path, tmp_path: Path):
+    out = tmp_path / "bench"
+    args = ("benchmark", "--data", str(data), "--out", str(out), "--models", "tfidf,hyperim",
+            "--epochs", "1000", "--budget", "0.25", "--option", "patience=1000",
+            "--option", "n_balls=2", "--option", "max_len=16")  # fmt: skip
+    proc = start(*args)
+    log = None
+    while log is None:  # the neural run has logged its first epoch
+        assert proc.poll() is None, proc.communicate()
+        log = next(iter(out.glob("runs/hyperim-*/log.jsonl")), None)
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stderr
+    assert "run the same command again" in last_line(stderr), stderr
+    assert not (out / "results.md").exists()
+    p = cli(*args)
+    assert p.returncode == 0, p.stderr
+    rows = [json.loads(x) for x in (out / "results.jsonl").read_text().splitlines()]
+    assert sorted(r["model"] for r in rows) == ["hyperim", "tfidf"], rows

@@ -26,14 +26,37 @@ def _umask() -> int:
 
 @contextmanager
 def atomic_output(path: str | Path, compress: bool | None = None) -> Iterator[IO[bytes]]:
+    """See :func:`_atomic_output`; an OSError without a file name (a full disk, say) gets
+    ``path``, so the one-line message says where."""
+    try:
+        with _atomic_output(path, compress) as f:
+            yield f
+    except OSError as e:
+        if e.filename is None:
+            e.filename = str(path)
+        raise
+
+
+@contextmanager
+def _atomic_output(path: str | Path, compress: bool | None = None) -> Iterator[IO[bytes]]:
     """A binary file that appears at ``path`` only if the ``with`` block completes.
 
     Writes to a hidden temporary sibling (gzip-compressed when ``compress``, by default when
     ``path`` ends in ``.gz``), flushes it to disk and renames it over ``path``; on any error
-    the temporary file is removed and ``path`` is left as it was.
+    the temporary file is removed and ``path`` is left as it was. A ``path`` that is a device
+    or a pipe (``/dev/stdout``, a FIFO) is written directly instead: it cannot be replaced.
     """
     path = Path(path)
     compress = path.name.endswith(".gz") if compress is None else compress
+    if path.exists() and not path.is_file() and not path.is_dir():
+        # a device or a pipe (/dev/stdout, a FIFO): written in place, never renamed over
+        with open(path, "wb") as raw:
+            if compress:
+                with gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as f:
+                    yield f  # type: ignore[misc]
+            else:
+                yield raw
+        return
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     os.chmod(tmp, 0o666 & ~_umask())  # mkstemp's 0600 would make outputs private
     try:

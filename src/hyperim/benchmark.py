@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from hyperim import interrupts
 from hyperim.atomic import atomic_write_text
 from hyperim.errors import HyperIMError
 from hyperim.metrics import METRIC_KEYS, evaluate_scores
@@ -130,7 +131,14 @@ def _run_neural(entry: Entry, data: Path, run_dir: Path, seed: int, budget: dict
     t0 = time.time()
     resume = (run_dir / "run.json").exists()
     cfg = TrainConfig.of(model=entry.model, seed=seed, **budget, **entry.options).validate()
-    summary = train(None if resume else data, run_dir, None if resume else cfg, resume=resume)
+    try:
+        summary = train(None if resume else data, run_dir, None if resume else cfg, resume=resume)
+    except interrupts.Interrupted as e:  # the advice is this command's, not train's
+        raise interrupts.Interrupted(
+            f"interrupted while training {run_dir.name}; finished runs and its last "
+            "checkpoint are kept: run the same command again to continue",
+            e.signum,
+        ) from None
     m = HyperIM.from_pretrained(run_dir / "model")
     docs = getattr(load_dataset(data), split)
     scores = m.predict_proba([d.tokens for d in docs])

@@ -294,7 +294,7 @@ def _convert(value: str, kind: str, key: str):
 def models(
     name: Annotated[Optional[str], typer.Argument(help="A model family.")] = None,
 ) -> None:
-    """List the model families, or the options of one (its [model] table) with defaults."""
+    """List the model families, or the options of one (its \\[model] table) with defaults."""
     from dataclasses import MISSING
 
     from hyperim.models.registry import FAMILIES, get_family
@@ -404,6 +404,8 @@ def evaluate(
     if not docs:
         raise HyperIMError(f"{data_dir}: the {split} split has no documents to evaluate")
     gold = [label for d in docs for label in d.labels]
+    if not gold:
+        raise HyperIMError(f"{data_dir}: no document of the {split} split has a label")
     known = set(m.labels.labels)
     unknown = [label for label in gold if label not in known]
     if unknown and len(unknown) == len(gold):
@@ -814,6 +816,8 @@ def baseline_tfidf(
     from hyperim.data import LabelIndex, bundled_dataset_path, load_dataset
     from hyperim.metrics import evaluate_scores
 
+    if split not in ("valid", "test"):
+        raise HyperIMError(f"--split must be valid or test, not {split!r}")
     ds = load_dataset(data or bundled_dataset_path())
     index = LabelIndex(ds.labels)
     model = TfidfBaseline().fit(
@@ -883,6 +887,22 @@ def _os_error_line(e: OSError) -> str:
     return f"{where}: {reason}" if where else reason
 
 
+def _out_of_memory(e: BaseException) -> str | None:
+    """A one-line message when ``e`` is an allocator's refusal (CPU or CUDA), else None."""
+    text = str(e)
+    if not (
+        isinstance(e, MemoryError)
+        or type(e).__name__ == "OutOfMemoryError"  # torch.OutOfMemoryError (CUDA)
+        or (isinstance(e, RuntimeError) and "can't allocate memory" in text)
+    ):
+        return None
+    import re
+
+    asked = re.search(r"allocate (\d+) bytes", text)
+    size = f" ({int(asked.group(1)) / 2**30:,.1f} GiB asked for)" if asked else ""
+    return f"out of memory{size}; try a smaller --batch-size or --max-len"
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: every user-caused failure is one line on stderr and exit status 2; an
     interrupt (Ctrl-C, SIGTERM) one line and 130 (143); a bug one line and 1."""
@@ -902,20 +922,22 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(130)
     except typer.Exit as e:
         sys.exit(e.exit_code)
-    except typer.TyperException as e:  # usage errors (bad flag, missing option)
-        show = getattr(e, "show", None)
-        if show is not None:
-            show()
-        else:
-            typer.echo(f"hyperim: error: {e}", err=True)
-        sys.exit(2)
-    except MemoryError:
-        typer.echo("hyperim: error: out of memory (try a smaller --batch-size)", err=True)
+    except typer.TyperException as e:  # usage errors (a bad flag or value): one line too
+        if type(e).__name__ == "NoArgsIsHelpError":  # a bare command: its help
+            e.show()
+            sys.exit(2)
+        ctx = getattr(e, "ctx", None)
+        see = f" (see: {ctx.command_path} --help)" if ctx is not None else ""
+        typer.echo(f"hyperim: error: {e.format_message()}{see}", err=True)
         sys.exit(2)
     except OSError as e:  # the file system said no: full disk, permissions, a path in the way
         typer.echo(f"hyperim: error: {_os_error_line(e)}", err=True)
         sys.exit(2)
-    except Exception as e:
+    except Exception as e:  # MemoryError and torch's allocator errors: the user's to size
+        oom = _out_of_memory(e)
+        if oom is not None:
+            typer.echo(f"hyperim: error: {oom}", err=True)
+            sys.exit(2)
         sys.exit(_internal_error(e))
     # standalone_mode=False returns the code of a typer.Exit raised inside (typer's own
     # Ctrl-C handling among them) instead of exiting with it

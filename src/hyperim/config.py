@@ -19,6 +19,7 @@ still works: keys of the family's config are moved to its ``[model]`` table.
 from __future__ import annotations
 
 import json
+import math
 import tomllib
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
@@ -124,7 +125,14 @@ class TrainConfig:
             value = getattr(self, f.name)
             if f.name != "model_options" and not type_ok(str(f.type), value):
                 raise HyperIMError(f"invalid option: {f.name} must be {f.type}, got {value!r}")
+        model = self.model_config()
+        for obj in (self, model):  # nan and inf pass the comparisons below (or fail late)
+            for f in fields(obj):
+                value = getattr(obj, f.name)
+                if isinstance(value, float) and not math.isfinite(value):
+                    raise HyperIMError(f"invalid option: {f.name} must be a finite number")
         checks = [
+            (0 <= self.seed < 2**32, "seed must be in [0, 2**32)"),
             (self.max_len >= 2, "max_len must be >= 2"),
             (self.min_count >= 1, "min_count must be >= 1"),
             (self.max_vocab is None or self.max_vocab >= 3, "max_vocab must be >= 3"),
@@ -151,7 +159,7 @@ class TrainConfig:
         for ok, message in checks:
             if not ok:
                 raise HyperIMError(f"invalid option: {message}")
-        self.model_config().validate()
+        model.validate()
         return self
 
     def save_json(self, path: Path) -> None:

@@ -74,6 +74,13 @@ def prepare(data_dir: Path, cfg: TrainConfig, run_dir: Path | None = None) -> Pr
             f"{data_dir}: the validation split has no documents; training needs it to pick "
             "the best epoch"
         )
+    # no labels to learn or none to validate on: every metric would be 0, every epoch alike
+    if not any(d.labels for d in ds.train):
+        raise HyperIMError(f"{data_dir}: no training document has a label; nothing to learn")
+    if not any(d.labels for d in ds.valid):
+        raise HyperIMError(
+            f"{data_dir}: no validation document has a label; the best epoch cannot be chosen"
+        )
     for w in ds.report.warnings():
         console.print(f"[yellow]warning:[/] {w}")
     if run_dir is not None and (run_dir / "vocab.json").exists():

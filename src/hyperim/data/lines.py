@@ -106,8 +106,13 @@ def iter_raw_lines(path: Path) -> Iterator[tuple[int, bytes]]:
         while True:
             try:
                 raw = f.readline()
-            except (OSError, EOFError, zlib.error) as e:
-                raise DataError(path, lineno + 1, f"cannot read: {e.strerror or e}") from None
+            except EOFError:  # gzip: the stream stops before its end marker
+                raise DataError(
+                    path, lineno + 1, "truncated (compressed data ends early)"
+                ) from None
+            except (OSError, zlib.error) as e:  # gzip.BadGzipFile is an OSError
+                reason = getattr(e, "strerror", None) or str(e)
+                raise DataError(path, lineno + 1, f"cannot read: {reason}") from None
             if not raw:
                 return
             lineno += 1

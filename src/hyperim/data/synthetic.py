@@ -32,6 +32,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import shutil
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -390,6 +391,7 @@ def generate_synthetic(
             "another folder"
         )
     check_output(out, "--out", folder=True)
+    created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
 
     tree = _build_tree(cfg, np.random.default_rng([cfg.seed, 0]))
@@ -445,6 +447,12 @@ def generate_synthetic(
             finally:
                 tmp.unlink(missing_ok=True)
             files[split] = str(path)
+    except BaseException:  # a full disk, Ctrl-C: no partial dataset blocks the retry
+        for written in files.values():
+            Path(written).unlink(missing_ok=True)
+        if created:
+            shutil.rmtree(out, ignore_errors=True)
+        raise
     finally:
         if bar is not None:
             bar.stop()

@@ -67,16 +67,15 @@ class WordNet:
                 self._hyponyms.setdefault(parent, []).append(child)
 
     # ------------------------------------------------------------------ loading
-    @classmethod
-    def load(cls, path: str | Path | None = None) -> WordNet:
-        """Read ``index.noun`` and ``data.noun`` from ``path`` (default :func:`default_wordnet_dir`).
+    @staticmethod
+    def files(path: str | Path | None = None) -> tuple[Path, Path]:
+        """``index.noun`` and ``data.noun`` in ``path`` (default :func:`default_wordnet_dir`),
+        checked to exist (a cheap check to run before any long work that will need them).
 
         Raises
         ------
         HyperIMError
             If the directory or one of the two files is missing (one line, with the path).
-        DataError
-            If a line of either file cannot be parsed (file and line number).
         """
         directory = Path(path) if path is not None else default_wordnet_dir()
         if not directory.is_dir():
@@ -88,6 +87,20 @@ class WordNet:
         for needed in (index_path, data_path):
             if not needed.is_file():
                 raise HyperIMError(f"{needed}: WordNet file not found")
+        return index_path, data_path
+
+    @classmethod
+    def load(cls, path: str | Path | None = None) -> WordNet:
+        """Read ``index.noun`` and ``data.noun`` from ``path`` (default :func:`default_wordnet_dir`).
+
+        Raises
+        ------
+        HyperIMError
+            If the directory or one of the two files is missing (one line, with the path).
+        DataError
+            If a line of either file cannot be parsed (file and line number).
+        """
+        index_path, data_path = cls.files(path)
         lemma_offsets = _read_index(index_path)
         synset_lemmas, synset_hypernyms = _read_data(data_path)
         return cls(lemma_offsets, synset_lemmas, synset_hypernyms)

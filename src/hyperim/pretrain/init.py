@@ -26,6 +26,7 @@ from typing import Any
 
 import torch
 
+from hyperim.atomic import atomic_write_text
 from hyperim.data.hierarchy import Hierarchy
 from hyperim.data.vocab import Vocabulary
 from hyperim.errors import HyperIMError
@@ -133,6 +134,18 @@ def embed_hierarchy(
         names, points, hierarchy.transitive_closure(), config.aggregate
     )
     return names, points, {**stats, "reconstruction": quality}
+
+
+def check_word_init(spec: str, cache: Path, wordnet_dir: str | Path | None = None) -> None:
+    """Fail now, before any pre-training, if ``spec`` will need a WordNet that is not there
+    (a table already in ``cache`` needs none)."""
+    if spec == "glove+wordnet" and not (cache / "words.glove-wordnet.txt").exists():
+        from hyperim.data.wordnet import WordNet
+
+        try:
+            WordNet.files(wordnet_dir)
+        except HyperIMError as e:
+            raise HyperIMError(f"{e}; or use --word-init glove (no WordNet)") from None
 
 
 def word_points(
@@ -256,10 +269,7 @@ def _stats_path(path: Path) -> Path:
 def _save(
     path: Path, names: Sequence[str], points: torch.Tensor, aggregate: str, stats: dict
 ) -> None:
-    """Write the table, its sidecar and its statistics (atomically enough: table last)."""
+    """Write the statistics, then the table and its sidecar (each atomically: table last)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    _stats_path(path).write_text(json.dumps(stats, indent=1, default=str) + "\n")
-    tmp = path.with_name(path.name + ".tmp")
-    save_embeddings(tmp, names, points, aggregate)
-    tmp.with_name(tmp.name + ".json").replace(path.with_name(path.name + ".json"))
-    tmp.replace(path)
+    atomic_write_text(_stats_path(path), json.dumps(stats, indent=1, default=str) + "\n")
+    save_embeddings(path, names, points, aggregate)

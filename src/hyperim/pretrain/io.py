@@ -36,6 +36,7 @@ from typing import Any
 
 import torch
 
+from hyperim.atomic import atomic_output, atomic_write_text
 from hyperim.errors import DataError, HyperIMError
 
 _WHITESPACE = re.compile(r"\s")
@@ -86,10 +87,6 @@ def save_embeddings(
     dtype = "float32" if pts.dtype in (torch.float16, torch.bfloat16, torch.float32) else "float64"
     values = pts.reshape(n, n_balls * ball_dim).to(torch.float64).tolist()
     path = Path(path)
-    with open(path, "w", encoding="utf-8", newline="\n") as f:
-        f.write(f"{n} {n_balls * ball_dim}\n")
-        for name, row in zip(clean, values, strict=True):
-            f.write(name + " " + " ".join(map(repr, row)) + "\n")
     meta: dict[str, Any] = {
         "model": model,
         "n_balls": n_balls,
@@ -97,7 +94,19 @@ def save_embeddings(
         "aggregate": aggregate,
         "dtype": dtype,
     }
-    sidecar_path(path).write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")
+    # both atomic, the sidecar first: a full disk leaves the previous table (or none), whole
+    side = sidecar_path(path)
+    had_sidecar = side.exists()
+    atomic_write_text(side, json.dumps(meta, indent=1) + "\n")
+    try:
+        with atomic_output(path, compress=False) as f:
+            f.write(f"{n} {n_balls * ball_dim}\n".encode())
+            for name, row in zip(clean, values, strict=True):
+                f.write((name + " " + " ".join(map(repr, row)) + "\n").encode("utf-8"))
+    except BaseException:
+        if not had_sidecar:  # no sidecar without its table
+            side.unlink(missing_ok=True)
+        raise
 
 
 def read_sidecar(path: str | Path) -> dict[str, Any] | None:

@@ -168,9 +168,10 @@ class HyperIMModel(TextModel):
         """Label priors into the head's ``label_bias`` (when it has one), then Θ^L and Θ^E from
         ``label_init`` / ``word_init`` (H-hier), pre-training into ``data.cache`` when no cached
         table is there yet."""
-        from hyperim.pretrain.init import label_points, word_points
+        from hyperim.pretrain.init import check_word_init, label_points, word_points
 
         c = self.config
+        check_word_init(c.word_init, data.cache, c.wordnet_dir)
         if self.head.label_bias is not None:
             self.head.start_at_prior(prior_logits(data.label_lists, c.n_labels, c.logit_offset))
         shape = dict(
