@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import sys
 from pathlib import Path
 
 import pytest
@@ -79,3 +80,12 @@ def interrupt_adam(monkeypatch: pytest.MonkeyPatch):
         monkeypatch.setattr(torch.optim.Adam, "step", crashing_step)
 
     return arm
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    """The count of fault cases :mod:`tests.test_faults` checked, when it ran."""
+    faults = sys.modules.get("tests.test_faults")
+    if faults is not None and faults.CASES["checked"]:
+        terminalreporter.write_line(
+            f"fault cases checked through the CLI: {faults.CASES['checked']}"
+        )

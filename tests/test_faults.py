@@ -3,7 +3,8 @@ interrupts (SIGINT, SIGKILL), empty splits, option values at their limits.
 
 Every case asserts the exit status (2 for the user's error, 130 for an interrupt), that stderr
 ends in one line naming the problem (no traceback), and that nothing on disk was changed or
-lost. ``pytest tests/test_faults.py`` prints the count (BENCHMARKS.md: fault cases)."""
+lost. ``pytest tests/test_faults.py`` ends with the count of cases checked (BENCHMARKS.md: fault
+cases)."""
 
 from __future__ import annotations
 
@@ -47,7 +48,17 @@ def start(*args: str) -> subprocess.Popen:
     )
 
 
+#: fault cases checked (each ``fails`` or ``last_line``: one run's exit and message), which
+#: conftest's terminal summary prints ("fault cases checked through the CLI: N")
+CASES = {"checked": 0}
+
+
 def last_line(stderr: str) -> str:
+    CASES["checked"] += 1
+    return _last_line(stderr)
+
+
+def _last_line(stderr: str) -> str:
     lines = stderr.strip().splitlines()
     assert lines, "no message on stderr"
     assert "Traceback" not in stderr, stderr
@@ -59,7 +70,7 @@ def fails(p: subprocess.CompletedProcess, *needles: str, status: int = 2) -> Non
     assert p.returncode == status, (p.returncode, p.stderr)
     lines = p.stderr.strip().splitlines()
     assert len(lines) == 1, p.stderr
-    line = last_line(p.stderr)
+    line = last_line(p.stderr)  # counts the case
     assert line.startswith("hyperim: "), line
     for needle in needles:
         assert needle in line, line
