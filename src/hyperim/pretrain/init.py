@@ -33,7 +33,7 @@ from hyperim.errors import HyperIMError
 from hyperim.pretrain.io import load_embeddings, save_embeddings
 
 LABEL_INITS = ("auto", "random", "hierarchy")
-WORD_INITS = ("random", "glove", "glove+wordnet")
+WORD_INITS = ("random", "glove", "glove+wordnet", "glove6b")
 
 Log = Callable[[str], None]
 
@@ -139,6 +139,10 @@ def embed_hierarchy(
 def check_word_init(spec: str, cache: Path, wordnet_dir: str | Path | None = None) -> None:
     """Fail now, before any pre-training, if ``spec`` will need a WordNet that is not there
     (a table already in ``cache`` needs none)."""
+    if spec == "glove6b":
+        from hyperim.pretrain.vectors import require_glove6b
+
+        require_glove6b()
     if spec == "glove+wordnet" and not (cache / "words.glove-wordnet.txt").exists():
         from hyperim.data.wordnet import WordNet
 
@@ -159,11 +163,30 @@ def word_points(
     seed: int,
     cache: Path,
     wordnet_dir: str | Path | None = None,
+    radius: float = 0.1,
     log: Log = print,
 ) -> tuple[torch.Tensor, torch.Tensor] | None:
-    """Initial word table for ``spec`` (``None`` for ``random``), and its found mask."""
+    """Initial word table for ``spec`` (``None`` for ``random``), and its found mask.
+
+    ``glove6b``: Stanford's GloVe 6B 50-d vectors lifted into the balls
+    (:mod:`hyperim.pretrain.ball_vectors`) with per-ball RMS tangent norm ``radius``; words
+    that GloVe lacks keep their random start."""
     if spec == "random":
         return None
+    if spec == "glove6b":
+        from hyperim.pretrain.ball_vectors import ball_points
+        from hyperim.pretrain.vectors import load_glove6b, vectors_for_vocab
+
+        t0 = time.time()
+        names, vectors = load_glove6b()
+        table, found = vectors_for_vocab(names, vectors, vocab.tokens)
+        found[: len(Vocabulary.SPECIALS)] = False  # <pad>, <unk> keep their own start
+        points, stats = ball_points(table, found, n_balls, ball_dim, radius, seed)
+        log(
+            f"word init from GloVe 6B: {int(found.sum())}/{len(vocab)} words found, per-ball "
+            f"norm mean {stats['mean_ball_norm']:.3f} ({time.time() - t0:.1f}s)"
+        )
+        return points, torch.from_numpy(found)
     if spec in ("glove", "glove+wordnet"):
         path = cache / f"words.{spec.replace('+', '-')}.txt"
         if not path.exists():

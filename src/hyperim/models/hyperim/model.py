@@ -7,6 +7,7 @@ representations ``s_i``; prediction layers (Eq. 6) → per-label logits; loss Eq
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,7 +55,8 @@ class HyperIMConfig(ModelConfig):
     # Where the embeddings start (hyperim.pretrain.init): a name or an embedding file. The
     # paper's H-hier set-up; best of six on debtags validation (BENCHMARKS.md).
     label_init: str = "auto"  # auto (hierarchy if any) | random | hierarchy (Eq. 2) | FILE
-    word_init: str = "glove+wordnet"  # random | glove (Eq. 3) | glove+wordnet (Eq. 3+4) | FILE
+    # random | glove (Eq. 3) | glove+wordnet (Eq. 3+4) | glove6b (GloVe 6B, lifted) | FILE
+    word_init: str = "glove+wordnet"
     wordnet_dir: str | None = None  # WordNet 3.0 database folder; None = /usr/share/wordnet
 
     def validate(self) -> HyperIMConfig:
@@ -186,7 +188,12 @@ class HyperIMModel(TextModel):
         if found is not None:
             self.labels.load_rows(*found)
         found = word_points(
-            c.word_init, data.documents, data.vocab, wordnet_dir=c.wordnet_dir, **shape
+            c.word_init,
+            data.documents,
+            data.vocab,
+            wordnet_dir=c.wordnet_dir,
+            radius=c.word_init_scale * math.sqrt(c.ball_dim / 3.0),  # the random start's RMS
+            **shape,
         )
         if found is not None:
             self.words.load_rows(*found)
