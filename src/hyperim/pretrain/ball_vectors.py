@@ -33,7 +33,7 @@ def lift_matrix(k: int, dim: int, centred: np.ndarray, seed: int) -> np.ndarray:
         q, r = torch.linalg.qr(torch.randn(dim, k, generator=gen, dtype=torch.float64))
         q = q * torch.sign(torch.diagonal(r))  # a unique Q: Haar-distributed
         return q.numpy()
-    _, _, vt = np.linalg.svd(centred - centred.mean(0), full_matrices=False)
+    _, _, vt = np.linalg.svd(centred - centred.mean(0), full_matrices=True)  # k rows
     return vt[:dim]
 
 

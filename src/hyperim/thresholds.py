@@ -1,0 +1,181 @@
+"""Label sets from probabilities: decision thresholds chosen on the validation split.
+
+A ranking answers "which labels first"; a label set needs a cut. The policies, each choosing on
+the validation split's scores and labels (never the test split's):
+
+``fixed``
+    One threshold for every label, given (the model's 0.5 by default).
+``global``
+    One threshold for every label: the value of :data:`GRID` that maximises micro-F1.
+``per-level``
+    One threshold per depth of the hierarchy, each maximising the micro-F1 of that depth's
+    labels (deeper labels are rarer and score lower); a label outside the hierarchy, or a
+    depth without validation positives, takes the global threshold.
+``per-label``
+    Each label the threshold that maximises its own F1 (the most direct route to macro-F1),
+    when the label has at least ``min_support`` validation positives; rarer labels take the
+    global threshold, since a handful of examples would choose it by chance.
+
+A label set can also be closed under the hierarchy (:func:`close_under_ancestors`): a
+predicted label brings its ancestors, as ancestor-closed gold sets (debtags') have them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+POLICIES = ("fixed", "global", "per-level", "per-label")
+
+#: Candidate thresholds of the global and per-level searches.
+GRID = np.round(np.arange(0.02, 0.985, 0.01), 2)
+
+
+def dense_truth(truth: Sequence[Collection[int]], n_labels: int) -> np.ndarray:
+    """``(N, C)`` bool matrix of label sets."""
+    y = np.zeros((len(truth), n_labels), dtype=bool)
+    for i, labels in enumerate(truth):
+        y[i, list(labels)] = True
+    return y
+
+
+def best_global(scores: np.ndarray, y: np.ndarray, grid: np.ndarray = GRID) -> float:
+    """The value of ``grid`` with the highest micro-F1 (the one nearest 0.5 among ties)."""
+    n_true = int(y.sum())
+    best, best_t = -1.0, 0.5
+    for t in sorted(grid, key=lambda t: abs(t - 0.5)):  # ties go to the value nearest 0.5
+        pred = scores >= t
+        denom = int(pred.sum()) + n_true
+        f1 = 2.0 * int((pred & y).sum()) / denom if denom else 0.0
+        if f1 > best:
+            best, best_t = f1, float(t)
+    return best_t
+
+
+def best_per_label(
+    scores: np.ndarray, y: np.ndarray, fallback: float, min_support: int = 5
+) -> np.ndarray:
+    """``(C,)``: each label's F1-maximising threshold where it has ``>= min_support``
+    positives, else ``fallback``.
+
+    For a label, predicting its ``k`` highest-scoring documents gives
+    ``F1(k) = 2 TP(k) / (k + P)``; the threshold is the midpoint between the ``k``-th and the
+    ``k+1``-th score at the best ``k`` (every ``k`` at once: one sort per label).
+    """
+    n, c = scores.shape
+    out = np.full(c, float(fallback))
+    if n == 0:
+        return out
+    order = np.argsort(-scores, axis=0, kind="stable")
+    s = np.take_along_axis(scores, order, 0).astype(np.float64)
+    tp = np.cumsum(np.take_along_axis(y, order, 0), axis=0)
+    positives = y.sum(0)
+    f1 = 2.0 * tp / (np.arange(1, n + 1)[:, None] + positives[None, :])
+    k = f1.argmax(0)  # the first best k (the highest threshold among equals)
+    cols = np.arange(c)
+    below = np.where(k + 1 < n, s[np.minimum(k + 1, n - 1), cols], 0.0)
+    chosen = (s[k, cols] + below) / 2.0
+    tuned = positives >= max(1, min_support)
+    out[tuned] = np.clip(chosen[tuned], GRID[0], GRID[-1])
+    return out
+
+
+def best_per_level(
+    scores: np.ndarray, y: np.ndarray, levels: np.ndarray, fallback: float
+) -> np.ndarray:
+    """``(C,)``: one micro-F1-maximising threshold per value of ``levels`` (``-1``: no level,
+    ``fallback``); a level without validation positives also takes ``fallback``."""
+    out = np.full(scores.shape[1], float(fallback))
+    for level in np.unique(levels[levels >= 0]):
+        cols = np.flatnonzero(levels == level)
+        if y[:, cols].any():
+            out[cols] = best_global(scores[:, cols], y[:, cols])
+    return out
+
+
+@dataclass
+class LabelThresholds:
+    """One decision threshold per label, with the policy that chose it."""
+
+    policy: str
+    values: np.ndarray  # (C,) float
+    closure: bool = False  # add every predicted label's ancestors
+    notes: dict = field(default_factory=dict)  # e.g. the global threshold, labels tuned
+
+    def label_sets(
+        self, scores: np.ndarray, ancestors: Sequence[Collection[int]] | None = None
+    ) -> list[list[int]]:
+        """Labels scoring ``>=`` their threshold, per row (closed under ``ancestors`` if
+        :attr:`closure`)."""
+        scores = np.asarray(scores)
+        if scores.shape[1:] != self.values.shape:
+            raise ValueError(f"{scores.shape[1]} labels scored for {self.values.size} thresholds")
+        rows, cols = np.nonzero(scores >= self.values[None, :])
+        counts = np.bincount(rows, minlength=scores.shape[0])
+        sets = [part.tolist() for part in np.split(cols, np.cumsum(counts)[:-1])]
+        if self.closure and ancestors is not None:
+            sets = close_under_ancestors(sets, ancestors)
+        return sets
+
+    def to_dict(self) -> dict:
+        return {
+            "policy": self.policy,
+            "closure": self.closure,
+            "values": [float(v) for v in self.values],
+            "notes": self.notes,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> LabelThresholds:
+        return cls(d["policy"], np.asarray(d["values"], dtype=np.float64), bool(d.get("closure")),
+                   dict(d.get("notes", {})))  # fmt: skip
+
+
+def choose_thresholds(
+    scores: np.ndarray,
+    truth: Sequence[Collection[int]],
+    policy: str = "global",
+    *,
+    levels: np.ndarray | None = None,
+    fixed: float = 0.5,
+    min_support: int = 5,
+    closure: bool = False,
+) -> LabelThresholds:
+    """Thresholds for every label by ``policy`` (:data:`POLICIES`) from validation ``scores``
+    ``(N, C)`` and gold ``truth``; ``levels`` ``(C,)`` (depth, ``-1`` for none) for
+    ``per-level``."""
+    if policy not in POLICIES:
+        raise ValueError(f"threshold policy must be one of {', '.join(POLICIES)}, not {policy!r}")
+    scores = np.asarray(scores, dtype=np.float64)
+    c = scores.shape[1]
+    if policy == "fixed":
+        return LabelThresholds(policy, np.full(c, float(fixed)), closure)
+    y = dense_truth(truth, c)
+    g = best_global(scores, y)
+    notes: dict = {"global": g}
+    if policy == "global":
+        values = np.full(c, g)
+    elif policy == "per-level":
+        if levels is None:
+            raise ValueError("per-level thresholds need the labels' levels")
+        values = best_per_level(scores, y, np.asarray(levels), g)
+    else:
+        values = best_per_label(scores, y, g, min_support)
+        notes["tuned_labels"] = int((y.sum(0) >= max(1, min_support)).sum())
+    return LabelThresholds(policy, values, closure, notes)
+
+
+def close_under_ancestors(
+    sets: Sequence[Collection[int]], ancestors: Sequence[Collection[int]]
+) -> list[list[int]]:
+    """Each set with every ancestor (``ancestors[label]``: all of the label's ancestors) of
+    its labels added, sorted."""
+    out = []
+    for labels in sets:
+        closed = set(labels)
+        for label in labels:
+            closed.update(ancestors[label])
+        out.append(sorted(closed))
+    return out
