@@ -604,3 +604,120 @@ def test_sigint_during_benchmark_then_the_same_command_finishes(data: Path, tmp_
     assert p.returncode == 0, p.stderr
     rows = [json.loads(x) for x in (out / "results.jsonl").read_text().splitlines()]
     assert sorted(r["model"] for r in rows) == ["hyperim", "tfidf"], rows
+
+
+# ------------------------------------------------------------------- bad data, named exactly
+def _line(split: str, i: int, text: str):
+    def damage(ds: Path) -> None:
+        path = ds / f"{split}.jsonl"
+        lines = path.read_text().splitlines()
+        lines[i] = text
+        path.write_text("\n".join(lines) + "\n")
+
+    return damage
+
+
+def _append_bytes(name: str, raw: bytes):
+    return lambda ds: (ds / name).write_bytes((ds / name).read_bytes() + raw)
+
+
+@pytest.mark.parametrize(
+    ("damage", "needle"),
+    [
+        (_line("train", 3, '{"id": 1, "text": "x"'), "train.jsonl:4: bad JSON"),
+        (_line("train", 3, '{"id": "a", "labels": ["animal"]}'), "train.jsonl:4: missing 'text'"),
+        (_line("train", 3, '{"text": 5, "labels": []}'), "train.jsonl:4: 'text' must be a string"),
+        (_line("train", 3, '{"text": null, "labels": []}'), "train.jsonl:4: 'text' must be"),
+        (_line("train", 3, '{"text": "x", "labels": "animal"}'), "train.jsonl:4: 'labels' must"),
+        (_line("valid", 2, "[1, 2]"), "valid.jsonl:3: expected a JSON object"),
+        (_append_bytes("train.jsonl", b'{"text": "\xff\xfe", "labels": []}\n'), "not valid UTF-8"),
+        (lambda ds: (ds / "train.jsonl").write_text(""), "training split has no documents"),
+        (lambda ds: (ds / "train.jsonl").unlink(), "no training split"),
+        (_append_bytes("hierarchy.tsv", b"animal::dog\tanimal\n"), "hierarchy.tsv:5: cycle"),
+        (_append_bytes("hierarchy.tsv", b"animal\tanimal\n"), "hierarchy.tsv:5: cycle"),
+        (_append_bytes("hierarchy.tsv", b"lonely\n"), "hierarchy.tsv:5: expected a parent"),
+        (lambda ds: (ds / "hierarchy.tsv").write_bytes(b"\x00\x01\xff\n"), "hierarchy.tsv:1: not"),
+    ],
+    ids=[
+        "json",
+        "no-text",
+        "text-int",
+        "text-null",
+        "labels-str",
+        "array",
+        "utf8",
+        "empty",
+        "missing",
+        "cycle",
+        "self-loop",
+        "one-field",
+        "binary-hierarchy",
+    ],
+)
+def test_bad_datasets_name_the_file_and_line(
+    data: Path, trained: Path, tmp_path: Path, damage, needle: str
+) -> None:
+    ds = Path(shutil.copytree(data, tmp_path / "ds"))
+    damage(ds)
+    before = snapshot(ds)
+    out = tmp_path / "run"
+    fails(cli("train", "--data", str(ds), "--out", str(out), *SMALL), needle)
+    assert not out.exists() and snapshot(ds) == before
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (("predict", "--model", "RUN", "--input", "BIN"), "not valid UTF-8"),
+        (("predict", "--model", "RUN", "--input", "TMP"), "is a folder"),
+        (("predict", "--model", "RUN", "--input", "IN", "--output", "IN"), "overwrite the input"),
+        (("predict", "--model", "RUN", "--device", "nosuch", "x"), "unknown device"),
+        (("predict", "--model", "RUN"), "give either TEXT or --input"),
+        (("info", "--model", "DATA"), "not a saved hyperim model"),
+        (("evaluate", "--model", "RUN", "--data", "DATA", "--split", "dev"), "--split"),
+        (("baseline", "tfidf", "--data", "DATA", "--split", "dev"), "--split"),
+        (
+            ("benchmark", "--data", "DATA", "--out", "NEW", "--models", "nosuch", "--epochs", "1"),
+            "unknown nosuch",
+        ),
+        (("benchmark", "--data", "DATA", "--out", "NEW", "--budget", "0"), "--budget"),
+        (
+            ("benchmark", "--data", "DATA", "--out", "NEW", "--epochs", "1", "--option", "junk"),
+            "KEY=VALUE",
+        ),
+        (("ablation", "--data", "DATA", "--out", "NEW", "--epochs", "1", "--dims", "x"), "--dims"),
+        (("ablation", "--data", "DATA", "--out", "NEW", "--epochs", "1", "--dims", "3"), "even"),
+        (("pretrain", "labels", "--hierarchy", "HIER", "--out", "NEW", "--dim", "0"), "dim 0"),
+        (("pretrain", "labels", "--hierarchy", "HIER", "--out", "NEW", "--lr", "nan"), "lr"),
+        (
+            ("pretrain", "words", "--data", "DATA", "--out", "NEW", "--wordnet-dir", "TMP/none"),
+            "WordNet",
+        ),
+        (("data", "synthetic", "--out", "NEW", "--docs", "0"), "docs must be"),
+        (("data", "synthetic", "--out", "NEW", "--preset", "nosuch"), "--preset"),
+        (("models", "nosuch"), "unknown model"),
+    ],
+)
+def test_other_commands_refuse_in_one_line(
+    data: Path, trained: Path, tmp_path: Path, args: tuple[str, ...], needle: str
+) -> None:
+    (tmp_path / "bin.txt").write_bytes(b"\x00\xff\xfe binary\n")
+    (tmp_path / "in.txt").write_text("kitten meow\n")
+    where = {
+        "RUN": trained,
+        "DATA": data,
+        "HIER": data / "hierarchy.tsv",
+        "TMP": tmp_path,
+        "BIN": tmp_path / "bin.txt",
+        "IN": tmp_path / "in.txt",
+        "NEW": tmp_path / "new",
+    }
+
+    def resolve(arg: str) -> str:  # "TMP/none" -> tmp_path / "none"
+        head, sep, rest = arg.partition("/")
+        return str(where[head]) + sep + rest if head in where else arg
+
+    argv = [resolve(a) for a in args]
+    before = snapshot(tmp_path)
+    fails(cli(*argv), needle)
+    assert snapshot(tmp_path) == before and not (tmp_path / "new").exists()

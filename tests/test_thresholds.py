@@ -100,3 +100,47 @@ def test_round_trip_and_ancestor_closure() -> None:
     assert dense_truth([[1], []], 3).tolist() == [[False, True, False], [False, False, False]]
     with pytest.raises(ValueError, match="thresholds"):
         again.label_sets(s[:, :3])
+
+
+def test_training_saves_validation_thresholds_that_predict_and_evaluate_use(
+    tiny_dataset, tmp_path
+) -> None:
+    import json
+
+    from hyperim.api import HyperIM
+    from hyperim.config import TrainConfig
+    from hyperim.errors import DataError
+    from hyperim.train import train
+
+    cfg = TrainConfig.of(
+        epochs=2, n_balls=4, max_len=24, min_count=1, batch_size=16, lr=1e-2, negatives=3,
+        word_init="random", threshold_policy="per-label", threshold_min_support=2,
+        label_closure=True,
+    )  # fmt: skip
+    train(tiny_dataset, tmp_path / "run", cfg, progress=False)
+    m = HyperIM.from_pretrained(tmp_path / "run")
+    assert m.thresholds is not None and m.thresholds.policy == "per-label"
+    assert m.thresholds.values.shape == (len(m.labels),) and m.thresholds.closure
+    texts = ["my puppy will bark at the kitten", "a drill and a saw"]
+    sets = m.predict_labels(texts)
+    for labels in sets:  # closed: "animal::dog" brings "animal"
+        for label in labels:
+            if "::" in label:
+                assert label.split("::")[0] in labels, labels
+    probs = m.predict_proba(texts)
+    assert m.label_sets(probs, threshold=0.5) == [
+        np.flatnonzero(r >= 0.5).tolist() for r in probs
+    ]
+    truth = [{0}, {1}]
+    metrics = m.metrics(probs, truth)
+    assert "micro_f1@0.5" in metrics and "macro_f1@0.5" in metrics
+    assert "micro_f1@0.5" not in m.metrics(probs, truth, threshold=0.5)
+    m.save_pretrained(tmp_path / "copy")  # round trip keeps them
+    again = HyperIM.from_pretrained(tmp_path / "copy")
+    assert (again.thresholds.values == m.thresholds.values).all()
+    assert again.predict_labels(texts) == sets
+    config = json.loads((tmp_path / "copy" / "config.json").read_text())
+    config["thresholds"]["values"] = config["thresholds"]["values"][:2]
+    (tmp_path / "copy" / "config.json").write_text(json.dumps(config))
+    with pytest.raises(DataError, match="thresholds for"):
+        HyperIM.from_pretrained(tmp_path / "copy")

@@ -21,6 +21,7 @@ from hyperim.errors import HyperIMError
 from hyperim.inference import batches, evidence_words, proba_encoded
 from hyperim.models.base import TextModel
 from hyperim.models.bundle import load_bundle, save_bundle
+from hyperim.thresholds import LabelThresholds
 
 
 @dataclass
@@ -42,11 +43,14 @@ class HyperIM:
         labels: LabelIndex,
         threshold: float = 0.5,
         meta: dict | None = None,
+        thresholds: LabelThresholds | None = None,
     ) -> None:
         self.model = model.eval()
         self.vocab, self.labels = vocab, labels
         self.threshold = threshold
         self.meta = dict(meta or {})
+        #: per-label thresholds chosen on the validation split (None: ``threshold`` for all)
+        self.thresholds = thresholds
 
     @property
     def model_type(self) -> str:
@@ -74,14 +78,20 @@ class HyperIM:
         """Write ``config.json``, ``model.safetensors``, ``vocab.json``, ``labels.json``
         (atomically: a crash leaves the previous folder or none, never a mix)."""
         return save_bundle(
-            directory, self.model, self.vocab, self.labels, self.threshold, self.meta
+            directory,
+            self.model,
+            self.vocab,
+            self.labels,
+            self.threshold,
+            self.meta,
+            self.thresholds,
         )
 
     @classmethod
     def from_pretrained(cls, directory: str | Path, device: str = "cpu") -> HyperIM:
         """Load a folder written by :meth:`save_pretrained` (or a run folder's ``model/``)."""
         b = load_bundle(directory, device)
-        return cls(b.model, b.vocab, b.labels, b.threshold, b.meta)
+        return cls(b.model, b.vocab, b.labels, b.threshold, b.meta, b.thresholds)
 
     # ---------------------------------------------------------------- inference
     def _encode(self, texts: Sequence[str | list[str]]) -> list[np.ndarray]:
@@ -130,10 +140,38 @@ class HyperIM:
     def predict_labels(
         self, texts: Sequence[str | list[str]], threshold: float | None = None
     ) -> list[list[str]]:
-        """Labels whose probability reaches ``threshold`` (default: the model's)."""
-        thr = self.threshold if threshold is None else threshold
+        """Labels whose probability reaches ``threshold``; by default each label's own
+        threshold, chosen on the validation split (:attr:`thresholds`, closed under the
+        hierarchy when it says so), else the model's one ``threshold``."""
         probs = self.predict_proba(texts)
-        return [[self.labels.labels[j] for j in np.flatnonzero(row >= thr)] for row in probs]
+        sets = self.label_sets(probs, threshold)
+        return [[self.labels.labels[j] for j in row] for row in sets]
+
+    def metrics(
+        self, probs: np.ndarray, truth: Sequence[set[int]], threshold: float | None = None
+    ) -> dict[str, float]:
+        """P@k, nDCG@k (Eq. 8) and micro/macro-F1 of :meth:`label_sets` (the model's own
+        thresholds, or ``threshold``); with per-label thresholds also ``micro_f1@T`` and
+        ``macro_f1@T`` at the one threshold ``T`` (0.5), for comparison."""
+        from hyperim.metrics import evaluate_scores, f1_scores
+
+        fixed = self.threshold if threshold is None else threshold
+        out = evaluate_scores(probs, truth, threshold=fixed)
+        if threshold is None and self.thresholds is not None:
+            tuned = f1_scores(self.label_sets(probs), truth, probs.shape[1])
+            out[f"micro_f1@{fixed:g}"] = out["micro_f1"]
+            out[f"macro_f1@{fixed:g}"] = out["macro_f1"]
+            out.update(tuned)
+        return out
+
+    def label_sets(self, probs: np.ndarray, threshold: float | None = None) -> list[list[int]]:
+        """Label indices of each row of ``probs`` ``(N, C)`` that reach its threshold (see
+        :meth:`predict_labels`)."""
+        if threshold is None and self.thresholds is not None:
+            return self.thresholds.label_sets(probs)
+        from hyperim.metrics import threshold_sets
+
+        return threshold_sets(probs, self.threshold if threshold is None else threshold)
 
     @classmethod
     def fit(cls, data: str | Path | None, out: str | Path, config=None, **options) -> HyperIM:

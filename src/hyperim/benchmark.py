@@ -143,7 +143,7 @@ def _run_neural(entry: Entry, data: Path, run_dir: Path, seed: int, budget: dict
     docs = getattr(load_dataset(data), split)
     scores = m.predict_proba([d.tokens for d in docs])
     truth = [set(m.labels.encode(d.labels)) for d in docs]
-    metrics = evaluate_scores(scores, truth, threshold=m.threshold)
+    metrics = m.metrics(scores, truth)
     return metrics, {
         "best_epoch": summary["best_epoch"],
         "epochs_run": summary["epochs_run"],

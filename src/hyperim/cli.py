@@ -189,6 +189,18 @@ def train(
     skip_invalid: Annotated[
         bool, typer.Option("--skip-invalid", help="Skip (and count) invalid lines.")
     ] = False,
+    threshold_policy: Annotated[
+        Optional[str],
+        typer.Option(
+            show_default=_default("threshold_policy"),
+            help="Label-set thresholds chosen on the validation split: fixed | global | "
+            "per-level | per-label.",
+        ),
+    ] = None,
+    label_closure: Annotated[
+        bool,
+        typer.Option("--label-closure", help="A predicted label brings its ancestors."),
+    ] = False,
 ) -> None:
     """Train a model (HyperIM by default); the best one (by validation nDCG@5) lands in
     OUT/model."""
@@ -210,6 +222,8 @@ def train(
         max_steps_per_epoch=max_steps_per_epoch,
         max_minutes=max_minutes,
         skip_invalid=skip_invalid or None,
+        threshold_policy=threshold_policy,
+        label_closure=label_closure or None,
     )
     flags = {k: v for k, v in flags.items() if v is not None}
     if resume:  # train() refuses, by name, the options a resumed run cannot change
@@ -381,7 +395,6 @@ def evaluate(
     --predictions, a saved predictions file (ranking metrics only)."""
     from hyperim.api import HyperIM
     from hyperim.data import bundled_dataset_path, load_dataset
-    from hyperim.metrics import evaluate_scores
 
     if split not in ("train", "valid", "test"):
         raise HyperIMError(f"--split must be train, valid or test, not {split!r}")
@@ -422,8 +435,7 @@ def evaluate(
         )
     scores = m.predict_proba([d.tokens for d in docs])
     truth = [set(m.labels.encode(d.labels)) for d in docs]
-    thr = m.threshold if threshold is None else threshold
-    _echo_metrics(m.model_type, evaluate_scores(scores, truth, threshold=thr), as_json)
+    _echo_metrics(m.model_type, m.metrics(scores, truth, threshold), as_json)
 
 
 @app.command()

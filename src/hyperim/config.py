@@ -28,6 +28,7 @@ from typing import Any
 from hyperim.errors import DataError, HyperIMError
 from hyperim.models.base import ModelConfig, check_options, type_ok
 from hyperim.models.registry import DEFAULT_FAMILY, get_family
+from hyperim.thresholds import POLICIES
 
 METRICS = ("P@1", "P@3", "P@5", "nDCG@3", "nDCG@5", "micro_f1", "macro_f1")
 
@@ -63,6 +64,11 @@ class TrainConfig:
     metric: str = "nDCG@5"
     patience: int = 2
     threshold: float = 0.5
+    # label sets: thresholds chosen on the validation split at the kept epoch
+    # (hyperim.thresholds: fixed = `threshold` for every label, global, per-level, per-label)
+    threshold_policy: str = "fixed"
+    threshold_min_support: int = 5  # per-label: fewer validation positives take the global one
+    label_closure: bool = False  # a predicted label brings its ancestors
     eval_batch_size: int = 128
     checkpoint_every: int = 100
     max_bad_steps: int = 20  # consecutive non-finite steps (skipped) before giving up
@@ -146,6 +152,11 @@ class TrainConfig:
             (self.dtype in ("float32", "float64"), "dtype must be float32 or float64"),
             (0 < self.threshold < 1, "threshold must be in (0, 1)"),
             (self.metric in METRICS, f"metric must be one of {' '.join(METRICS)}"),
+            (
+                self.threshold_policy in POLICIES,
+                f"threshold_policy must be one of {', '.join(POLICIES)}",
+            ),
+            (self.threshold_min_support >= 1, "threshold_min_support must be >= 1"),
             (self.patience >= 1, "patience must be >= 1"),
             (self.eval_batch_size >= 1, "eval_batch_size must be >= 1"),
             (self.checkpoint_every >= 0, "checkpoint_every must be >= 0"),

@@ -238,20 +238,21 @@ def evaluate_scores(
 
 
 def format_table(rows: dict[str, dict[str, float]]) -> str:
-    """Plain-text table: one row per model name, columns :data:`METRIC_KEYS`, 2 decimals.
-
-    Missing metrics are shown as ``-``.
+    """Plain-text table: one row per model name, columns :data:`METRIC_KEYS` (then any other
+    metric a row has, e.g. ``micro_f1@0.5``), 2 decimals. Missing metrics are shown as ``-``.
     """
     name_w = max([len("model"), *map(len, rows)])
-    widths = [max(len(k), 6) for k in METRIC_KEYS]
+    keys = list(METRIC_KEYS)
+    keys += [k for m in rows.values() for k in m if k not in keys]
+    widths = [max(len(k), 6) for k in keys]
 
     def line(name: str, cells: Sequence[str]) -> str:
         padded = (c.rjust(w) for c, w in zip(cells, widths, strict=True))
         return "  ".join([name.ljust(name_w), *padded])
 
-    lines = [line("model", METRIC_KEYS)]
+    lines = [line("model", keys)]
     for name, m in rows.items():
-        lines.append(line(name, [f"{m[k]:.2f}" if k in m else "-" for k in METRIC_KEYS]))
+        lines.append(line(name, [f"{m[k]:.2f}" if k in m else "-" for k in keys]))
     return "\n".join(lines)
 
 

@@ -95,6 +95,22 @@ def best_per_level(
     return out
 
 
+def label_levels(hierarchy, names: Sequence[str]) -> np.ndarray:
+    """``(C,)`` depth of each label in ``hierarchy`` (``-1``: not in it, or no hierarchy)."""
+    if hierarchy is None:
+        return np.full(len(names), -1)
+    known = set(hierarchy.labels)
+    return np.asarray([hierarchy.depth(n) if n in known else -1 for n in names])
+
+
+def label_ancestors(hierarchy, names: Sequence[str]) -> list[list[int]]:
+    """Each label's ancestors in ``hierarchy``, as indices into ``names`` (those it has)."""
+    index = {n: i for i, n in enumerate(names)}
+    if hierarchy is None:
+        return [[] for _ in names]
+    return [sorted(index[a] for a in hierarchy.ancestors(n) if a in index) for n in names]
+
+
 @dataclass
 class LabelThresholds:
     """One decision threshold per label, with the policy that chose it."""
@@ -103,6 +119,7 @@ class LabelThresholds:
     values: np.ndarray  # (C,) float
     closure: bool = False  # add every predicted label's ancestors
     notes: dict = field(default_factory=dict)  # e.g. the global threshold, labels tuned
+    ancestors: list[list[int]] | None = None  # for closure: each label's ancestors
 
     def label_sets(
         self, scores: np.ndarray, ancestors: Sequence[Collection[int]] | None = None
@@ -115,22 +132,26 @@ class LabelThresholds:
         rows, cols = np.nonzero(scores >= self.values[None, :])
         counts = np.bincount(rows, minlength=scores.shape[0])
         sets = [part.tolist() for part in np.split(cols, np.cumsum(counts)[:-1])]
+        ancestors = self.ancestors if ancestors is None else ancestors
         if self.closure and ancestors is not None:
             sets = close_under_ancestors(sets, ancestors)
         return sets
 
     def to_dict(self) -> dict:
-        return {
+        out = {
             "policy": self.policy,
             "closure": self.closure,
             "values": [float(v) for v in self.values],
             "notes": self.notes,
         }
+        if self.closure and self.ancestors is not None:
+            out["ancestors"] = self.ancestors
+        return out
 
     @classmethod
     def from_dict(cls, d: dict) -> LabelThresholds:
         return cls(d["policy"], np.asarray(d["values"], dtype=np.float64), bool(d.get("closure")),
-                   dict(d.get("notes", {})))  # fmt: skip
+                   dict(d.get("notes", {})), d.get("ancestors"))  # fmt: skip
 
 
 def choose_thresholds(
@@ -142,6 +163,7 @@ def choose_thresholds(
     fixed: float = 0.5,
     min_support: int = 5,
     closure: bool = False,
+    ancestors: list[list[int]] | None = None,
 ) -> LabelThresholds:
     """Thresholds for every label by ``policy`` (:data:`POLICIES`) from validation ``scores``
     ``(N, C)`` and gold ``truth``; ``levels`` ``(C,)`` (depth, ``-1`` for none) for
@@ -151,7 +173,7 @@ def choose_thresholds(
     scores = np.asarray(scores, dtype=np.float64)
     c = scores.shape[1]
     if policy == "fixed":
-        return LabelThresholds(policy, np.full(c, float(fixed)), closure)
+        return LabelThresholds(policy, np.full(c, float(fixed)), closure, {}, ancestors)
     y = dense_truth(truth, c)
     g = best_global(scores, y)
     notes: dict = {"global": g}
@@ -164,7 +186,7 @@ def choose_thresholds(
     else:
         values = best_per_label(scores, y, g, min_support)
         notes["tuned_labels"] = int((y.sum(0) >= max(1, min_support)).sum())
-    return LabelThresholds(policy, values, closure, notes)
+    return LabelThresholds(policy, values, closure, notes, ancestors)
 
 
 def close_under_ancestors(

@@ -48,6 +48,7 @@ from hyperim.metrics import evaluate_scores
 from hyperim.models.base import TextModel, TrainingData, sampling_logit_offset
 from hyperim.models.bundle import build_model as build_family_model
 from hyperim.models.bundle import save_bundle
+from hyperim.thresholds import LabelThresholds, choose_thresholds, label_ancestors, label_levels
 
 __all__ = ["TrainConfig", "build_model", "prepare", "sampling_logit_offset", "train"]
 
@@ -171,11 +172,39 @@ def evaluate_split(
     model: TextModel, split: EncodedSplit, threshold: float, batch_size: int
 ) -> dict[str, float]:
     """Metrics (Eq. 8 and F1) of ``model`` on an encoded split."""
+    return _scored_split(model, split, threshold, batch_size)[0]
+
+
+def _scored_split(
+    model: TextModel, split: EncodedSplit, threshold: float, batch_size: int
+) -> tuple[dict[str, float], np.ndarray, list[set[int]]]:
+    """:func:`evaluate_split`'s metrics, with the scores and gold label sets they came from."""
     was_training = model.training
     model.eval()
     scores = proba_encoded(model, split.tokens, batch_size)
     model.train(was_training)
-    return evaluate_scores(scores, [set(x.tolist()) for x in split.labels], threshold=threshold)
+    truth = [set(x.tolist()) for x in split.labels]
+    return evaluate_scores(scores, truth, threshold=threshold), scores, truth
+
+
+def validation_thresholds(
+    cfg: TrainConfig, prep: Prepared, scores: np.ndarray, truth: list[set[int]]
+) -> LabelThresholds | None:
+    """The kept model's label thresholds by ``cfg.threshold_policy`` from its validation
+    scores (None for the fixed ``threshold`` without closure: nothing to save)."""
+    if cfg.threshold_policy == "fixed" and not cfg.label_closure:
+        return None
+    names, hierarchy = prep.labels.labels, prep.dataset.hierarchy
+    return choose_thresholds(
+        scores,
+        truth,
+        cfg.threshold_policy,
+        levels=label_levels(hierarchy, names),
+        fixed=cfg.threshold,
+        min_support=cfg.threshold_min_support,
+        closure=cfg.label_closure,
+        ancestors=label_ancestors(hierarchy, names) if cfg.label_closure else None,
+    )
 
 
 def _progress(disable: bool) -> Progress:
@@ -194,7 +223,10 @@ def _progress(disable: bool) -> Progress:
 
 #: Options a resumed run may change: where or when it stops, and where it runs. The rest
 #: (``--lr``, the model's shape, ...) would make a different run; ``--resume`` refuses them.
-RESUMABLE = ("epochs", "patience", "max_minutes", "device", "eval_batch_size", "checkpoint_every")
+RESUMABLE = (
+    "epochs", "patience", "max_minutes", "device", "eval_batch_size", "checkpoint_every",
+    "threshold_policy", "threshold_min_support", "label_closure",
+)  # fmt: skip
 
 #: What a run folder holds besides checkpoint.pt; a start that fails before its first
 #: checkpoint removes them (and the folder, if it made it) so a retry is not blocked.
@@ -592,7 +624,9 @@ def _train(
         state["train_seconds"] = spent + time.time() - t0
         record = None
         if ctx.is_main:  # rank 0 evaluates; every rank takes its record (same early stopping)
-            metrics = evaluate_split(model, prep.valid, cfg.threshold, cfg.eval_batch_size)
+            metrics, scores, truth = _scored_split(
+                model, prep.valid, cfg.threshold, cfg.eval_batch_size
+            )
             record = {
                 "epoch": epoch + 1,
                 "train_loss": state["loss_sum"] / max(1, state["loss_n"]),
@@ -618,6 +652,7 @@ def _train(
                 prep.labels,
                 cfg.threshold,
                 {**meta, "epoch": epoch + 1, "valid": metrics},
+                validation_thresholds(cfg, prep, scores, truth),
             )
         if not improved:
             state["bad_epochs"] += 1

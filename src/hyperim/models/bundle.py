@@ -31,9 +31,12 @@ from hyperim.device import DTYPES, dtype_name, resolve_device
 from hyperim.errors import DataError
 from hyperim.models.base import ModelConfig, TextModel
 from hyperim.models.registry import DEFAULT_FAMILY, get_family
+from hyperim.thresholds import LabelThresholds
 
 FILES = ("config.json", "model.safetensors", "vocab.json", "labels.json")
-_RESERVED = ("model_type", "model", "dtype", "threshold", "hyperim_version", "files")
+_RESERVED = (
+    "model_type", "model", "dtype", "threshold", "thresholds", "hyperim_version", "files"
+)  # fmt: skip
 
 
 @dataclass
@@ -45,6 +48,7 @@ class Bundle:
     labels: LabelIndex
     threshold: float = 0.5
     meta: dict[str, Any] = field(default_factory=dict)
+    thresholds: LabelThresholds | None = None  # chosen on the validation split, if any
 
 
 def build_model(
@@ -72,8 +76,10 @@ def save_bundle(
     labels: LabelIndex,
     threshold: float = 0.5,
     meta: dict[str, Any] | None = None,
+    thresholds: LabelThresholds | None = None,
 ) -> Path:
-    """Write the four files into ``directory`` (replacing a previous model there whole)."""
+    """Write the four files into ``directory`` (replacing a previous model there whole);
+    ``thresholds`` (per label) go into ``config.json``."""
     d = Path(directory)
     with atomic_directory(d) as tmp:
         tensors = {k: v.detach().contiguous().clone() for k, v in model.state_dict().items()}
@@ -85,6 +91,7 @@ def save_bundle(
             "model": model.config.to_dict(),
             "dtype": dtype_name(model.dtype),
             "threshold": threshold,
+            **({"thresholds": thresholds.to_dict()} if thresholds is not None else {}),
             "hyperim_version": __version__,
             "files": {name: _digest(tmp / name) for name in FILES[1:]},
             **{k: v for k, v in (meta or {}).items() if k not in _RESERVED},
@@ -159,10 +166,24 @@ def load_bundle(directory: str | Path, device: str = "cpu") -> Bundle:
         ) from None
     model.to(resolve_device(device)).eval()
     meta = {k: v for k, v in config.items() if k not in _RESERVED}
+    labels = LabelIndex.load(d / "labels.json")
+    thresholds = None
+    if config.get("thresholds") is not None:
+        try:
+            thresholds = LabelThresholds.from_dict(config["thresholds"])
+        except (KeyError, TypeError, ValueError) as e:
+            raise DataError(d / "config.json", None, f"bad 'thresholds': {e}") from None
+        if thresholds.values.shape != (len(labels),):
+            raise DataError(
+                d / "config.json",
+                None,
+                f"{thresholds.values.size} thresholds for {len(labels)} labels",
+            )
     return Bundle(
         model,
         Vocabulary.load(d / "vocab.json"),
-        LabelIndex.load(d / "labels.json"),
+        labels,
         float(config.get("threshold", 0.5)),
         meta,
+        thresholds,
     )
