@@ -144,3 +144,33 @@ def test_training_saves_validation_thresholds_that_predict_and_evaluate_use(
     (tmp_path / "copy" / "config.json").write_text(json.dumps(config))
     with pytest.raises(DataError, match="thresholds for"):
         HyperIM.from_pretrained(tmp_path / "copy")
+
+
+def test_baselines_take_the_same_thresholds_in_the_cli_and_the_benchmark(
+    tiny_dataset, tmp_path
+) -> None:
+    import json
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "HYPERIM_COMPILE": "0", "OMP_NUM_THREADS": "1"}
+
+    def cli(*args: str) -> dict:
+        p = subprocess.run([sys.executable, "-m", "hyperim", *args], capture_output=True,
+                           text=True, env=env, timeout=600)  # fmt: skip
+        assert p.returncode == 0, p.stderr
+        return p
+
+    p = cli("baseline", "tfidf", "--data", str(tiny_dataset), "--json",
+            "--threshold-policy", "per-label", "--label-closure")  # fmt: skip
+    metrics = json.loads(p.stdout)
+    assert {"micro_f1", "macro_f1", "micro_f1@0.5", "macro_f1@0.5"} <= set(metrics)
+    out = tmp_path / "bench"
+    cli("benchmark", "--data", str(tiny_dataset), "--out", str(out), "--models",
+        "frequency,hyperim", "--epochs", "1", "--option", "threshold_policy=global",
+        "--option", "n_balls=2", "--option", "word_init=random")  # fmt: skip
+    rows = {json.loads(x)["model"]: json.loads(x) for x in
+            (out / "results.jsonl").read_text().splitlines()}  # fmt: skip
+    for name in ("frequency", "hyperim"):
+        assert "micro_f1@0.5" in json.dumps(rows[name]), rows[name]

@@ -153,15 +153,33 @@ def _run_neural(entry: Entry, data: Path, run_dir: Path, seed: int, budget: dict
 
 
 def _run_baseline(entry: Entry, data: Path, run_dir: Path, seed: int, budget: dict, split: str):
+    from hyperim.config import TrainConfig
     from hyperim.data import LabelIndex, load_dataset
+    from hyperim.thresholds import tuned_metrics
 
     t0 = time.time()
     ds = load_dataset(data)
     index = LabelIndex(ds.labels)
     predict = BASELINES[entry.model](ds, index, seed)
     docs = getattr(ds, split)
-    metrics = evaluate_scores(predict(docs), [set(index.encode(d.labels)) for d in docs])
+    truth = [set(index.encode(d.labels)) for d in docs]
+    # label sets as the neural models make them: thresholds by the same policy, chosen on
+    # the validation split
+    cfg = TrainConfig.of(**{k: v for k, v in entry.options.items() if k in THRESHOLD_KEYS})
+    if cfg.threshold_policy == "fixed" and not cfg.label_closure:
+        metrics = evaluate_scores(predict(docs), truth, threshold=cfg.threshold)
+    else:
+        valid_truth = [set(index.encode(d.labels)) for d in ds.valid]
+        metrics, _ = tuned_metrics(
+            predict(ds.valid), valid_truth, predict(docs), truth, cfg.threshold_policy,
+            hierarchy=ds.hierarchy, names=index.labels, fixed=cfg.threshold,
+            min_support=cfg.threshold_min_support, closure=cfg.label_closure,
+        )  # fmt: skip
     return metrics, {"seconds": round(time.time() - t0, 2)}
+
+
+#: Options of the label sets, which baselines take too (``--option threshold_policy=global``).
+THRESHOLD_KEYS = ("threshold", "threshold_policy", "threshold_min_support", "label_closure")
 
 
 def run_entries(

@@ -516,7 +516,9 @@ def _budget_options(epochs: Optional[int], budget: Optional[float]) -> dict:
 
 
 def _apply_options(entries: list, options: list[str]) -> None:
-    """``--option KEY=VALUE`` for every neural entry whose training or family knows KEY."""
+    """``--option KEY=VALUE`` for every neural entry whose training or family knows KEY; the
+    label-set options (``threshold_policy``, ...) for the baselines too, so that every row's
+    F1 comes from thresholds chosen the same way."""
     from dataclasses import fields as dc_fields
 
     from hyperim.benchmark import BASELINES
@@ -534,8 +536,14 @@ def _apply_options(entries: list, options: list[str]) -> None:
             parsed[key.replace("-", "_")] = value
     train_keys = {f.name for f in dc_fields(TrainConfig)}
     used = set()
+    from hyperim.benchmark import THRESHOLD_KEYS
+
     for e in entries:
         if e.model in BASELINES:
+            for k in THRESHOLD_KEYS:
+                if k in parsed:
+                    e.options.setdefault(k, parsed[k])
+                    used.add(k)
             continue
         known = train_keys | {f.name for f in get_family(e.model).config_class.option_fields()}
         for k, v in parsed.items():
@@ -822,14 +830,27 @@ def baseline_tfidf(
         bool, typer.Option("--json", help="Print one JSON object of metrics.")
     ] = False,
     split: Annotated[str, typer.Option(help="valid | test")] = "test",
+    threshold_policy: Annotated[
+        str,
+        typer.Option(
+            help="Label-set thresholds chosen on the validation split, as train's: "
+            "fixed | global | per-level | per-label (F1 at 0.5 is reported too)."
+        ),
+    ] = "fixed",
+    label_closure: Annotated[
+        bool, typer.Option("--label-closure", help="A predicted label brings its ancestors.")
+    ] = False,
 ) -> None:
     """TF-IDF + one-vs-rest logistic regression, evaluated like HyperIM."""
     from hyperim.baselines.tfidf import TfidfBaseline
     from hyperim.data import LabelIndex, bundled_dataset_path, load_dataset
     from hyperim.metrics import evaluate_scores
+    from hyperim.thresholds import POLICIES, tuned_metrics
 
     if split not in ("valid", "test"):
         raise HyperIMError(f"--split must be valid or test, not {split!r}")
+    if threshold_policy not in POLICIES:
+        raise HyperIMError(f"--threshold-policy must be one of {', '.join(POLICIES)}")
     ds = load_dataset(data or bundled_dataset_path())
     index = LabelIndex(ds.labels)
     model = TfidfBaseline().fit(
@@ -839,9 +860,17 @@ def baseline_tfidf(
     )
     docs = getattr(ds, split)
     scores = model.predict_proba([" ".join(d.tokens) for d in docs])
-    _echo_metrics(
-        "TF-IDF+LR", evaluate_scores(scores, [set(index.encode(d.labels)) for d in docs]), as_json
-    )
+    truth = [set(index.encode(d.labels)) for d in docs]
+    if threshold_policy == "fixed" and not label_closure:
+        _echo_metrics("TF-IDF+LR", evaluate_scores(scores, truth), as_json)
+        return
+    valid = model.predict_proba([" ".join(d.tokens) for d in ds.valid])
+    valid_truth = [set(index.encode(d.labels)) for d in ds.valid]
+    metrics, _ = tuned_metrics(
+        valid, valid_truth, scores, truth, threshold_policy,
+        hierarchy=ds.hierarchy, names=index.labels, closure=label_closure,
+    )  # fmt: skip
+    _echo_metrics("TF-IDF+LR", metrics, as_json)
 
 
 @baseline_app.command("frequency")

@@ -189,6 +189,37 @@ def choose_thresholds(
     return LabelThresholds(policy, values, closure, notes, ancestors)
 
 
+def tuned_metrics(
+    valid_scores: np.ndarray,
+    valid_truth: Sequence[Collection[int]],
+    scores: np.ndarray,
+    truth: Sequence[Collection[int]],
+    policy: str,
+    *,
+    hierarchy=None,
+    names: Sequence[str] | None = None,
+    fixed: float = 0.5,
+    min_support: int = 5,
+    closure: bool = False,
+) -> tuple[dict[str, float], LabelThresholds]:
+    """Metrics of ``scores`` against ``truth`` with thresholds chosen on the validation
+    ``valid_scores`` / ``valid_truth`` by ``policy``: ranking metrics, F1 of the tuned label
+    sets, and ``micro_f1@T`` / ``macro_f1@T`` at the one threshold ``fixed`` — how a model
+    without its own thresholds (a baseline) is scored like one with them."""
+    from hyperim.metrics import evaluate_scores, f1_scores
+
+    names = names if names is not None else [str(i) for i in range(scores.shape[1])]
+    th = choose_thresholds(
+        valid_scores, valid_truth, policy, levels=label_levels(hierarchy, names), fixed=fixed,
+        min_support=min_support, closure=closure,
+        ancestors=label_ancestors(hierarchy, names) if closure else None,
+    )  # fmt: skip
+    out = evaluate_scores(scores, truth, threshold=fixed)
+    out[f"micro_f1@{fixed:g}"], out[f"macro_f1@{fixed:g}"] = out["micro_f1"], out["macro_f1"]
+    out.update(f1_scores(th.label_sets(scores), truth, scores.shape[1]))
+    return out, th
+
+
 def close_under_ancestors(
     sets: Sequence[Collection[int]], ancestors: Sequence[Collection[int]]
 ) -> list[list[int]]:
