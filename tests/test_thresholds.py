@@ -128,9 +128,7 @@ def test_training_saves_validation_thresholds_that_predict_and_evaluate_use(
             if "::" in label:
                 assert label.split("::")[0] in labels, labels
     probs = m.predict_proba(texts)
-    assert m.label_sets(probs, threshold=0.5) == [
-        np.flatnonzero(r >= 0.5).tolist() for r in probs
-    ]
+    assert m.label_sets(probs, threshold=0.5) == [np.flatnonzero(r >= 0.5).tolist() for r in probs]
     truth = [{0}, {1}]
     metrics = m.metrics(probs, truth)
     assert "micro_f1@0.5" in metrics and "macro_f1@0.5" in metrics
