@@ -172,3 +172,12 @@ def test_baselines_take_the_same_thresholds_in_the_cli_and_the_benchmark(
             (out / "results.jsonl").read_text().splitlines()}  # fmt: skip
     for name in ("frequency", "hyperim"):
         assert "micro_f1@0.5" in json.dumps(rows[name]), rows[name]
+
+
+def test_per_label_in_chunks_equals_all_at_once(monkeypatch) -> None:
+    import hyperim.thresholds as T
+
+    s, y = scored(n=300, c=6, seed=3)
+    whole = best_per_label(s, y, fallback=0.4, min_support=1)
+    monkeypatch.setattr(T, "_CHUNK_ELEMENTS", 600)  # two labels at a time
+    assert (best_per_label(s, y, fallback=0.4, min_support=1) == whole).all()

@@ -65,8 +65,10 @@ class TrainConfig:
     patience: int = 2
     threshold: float = 0.5
     # label sets: thresholds chosen on the validation split at the kept epoch
-    # (hyperim.thresholds: fixed = `threshold` for every label, global, per-level, per-label)
-    threshold_policy: str = "fixed"
+    # (hyperim.thresholds: fixed = `threshold` for every label, global, per-level, per-label);
+    # per-label had the best micro+macro-F1 in 2-fold cross-validation inside debtags'
+    # validation split (BENCHMARKS.md, benchmarks/thresholds.py)
+    threshold_policy: str = "per-label"
     threshold_min_support: int = 5  # per-label: fewer validation positives take the global one
     label_closure: bool = False  # a predicted label brings its ancestors
     eval_batch_size: int = 128

@@ -68,18 +68,33 @@ def best_per_label(
     out = np.full(c, float(fallback))
     if n == 0:
         return out
+    positives = y.sum(0)
+    tuned = positives >= max(1, min_support)
+    step = max(1, _CHUNK_ELEMENTS // n)  # labels at a time: bounded temporaries
+    for lo in range(0, c, step):
+        part = slice(lo, min(c, lo + step))
+        chosen = _f1_best_cut(scores[:, part], y[:, part], positives[part])
+        keep = tuned[part]
+        out[part][keep] = np.clip(chosen[keep], GRID[0], GRID[-1])
+    return out
+
+
+#: Score entries sorted at once by :func:`best_per_label` (a few bytes each, several arrays).
+_CHUNK_ELEMENTS = 4_000_000
+
+
+def _f1_best_cut(scores: np.ndarray, y: np.ndarray, positives: np.ndarray) -> np.ndarray:
+    """Per column, the midpoint between the ``k``-th and ``k+1``-th highest score at the
+    ``k`` with the best F1 (the first best: the highest threshold among equals)."""
+    n, c = scores.shape
     order = np.argsort(-scores, axis=0, kind="stable")
     s = np.take_along_axis(scores, order, 0).astype(np.float64)
     tp = np.cumsum(np.take_along_axis(y, order, 0), axis=0)
-    positives = y.sum(0)
     f1 = 2.0 * tp / (np.arange(1, n + 1)[:, None] + positives[None, :])
-    k = f1.argmax(0)  # the first best k (the highest threshold among equals)
+    k = f1.argmax(0)
     cols = np.arange(c)
     below = np.where(k + 1 < n, s[np.minimum(k + 1, n - 1), cols], 0.0)
-    chosen = (s[k, cols] + below) / 2.0
-    tuned = positives >= max(1, min_support)
-    out[tuned] = np.clip(chosen[tuned], GRID[0], GRID[-1])
-    return out
+    return (s[k, cols] + below) / 2.0
 
 
 def best_per_level(
