@@ -181,3 +181,22 @@ def test_per_label_in_chunks_equals_all_at_once(monkeypatch) -> None:
     whole = best_per_label(s, y, fallback=0.4, min_support=1)
     monkeypatch.setattr(T, "_CHUNK_ELEMENTS", 600)  # two labels at a time
     assert (best_per_label(s, y, fallback=0.4, min_support=1) == whole).all()
+
+
+def test_early_stopping_on_the_blend_of_ranking_and_label_sets(tiny_dataset, tmp_path) -> None:
+    import json
+
+    from hyperim.config import TrainConfig
+    from hyperim.train import train
+
+    cfg = TrainConfig.of(
+        epochs=2, n_balls=4, max_len=24, min_count=1, batch_size=16, negatives=3,
+        word_init="random", metric="blend", patience=5,
+    )  # fmt: skip
+    summary = train(tiny_dataset, tmp_path / "run", cfg, progress=False)
+    log = [json.loads(x) for x in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    for r in log:  # per-label by default: the tuned label sets' macro-F1 goes into the blend
+        v = r["valid"]
+        assert v["blend"] == pytest.approx((v["nDCG@5"] + v["macro_f1_tuned"]) / 2)
+    best = max(log, key=lambda r: r["valid"]["blend"])
+    assert summary["best_epoch"] == best["epoch"] and summary["blend"] == best["valid"]["blend"]

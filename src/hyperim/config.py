@@ -30,7 +30,10 @@ from hyperim.models.base import ModelConfig, check_options, type_ok
 from hyperim.models.registry import DEFAULT_FAMILY, get_family
 from hyperim.thresholds import POLICIES
 
-METRICS = ("P@1", "P@3", "P@5", "nDCG@3", "nDCG@5", "micro_f1", "macro_f1")
+#: Early-stopping metrics: the validation metrics, and ``blend`` (the mean of nDCG@5 and the
+#: macro-F1 of the label sets, with thresholds tuned on the validation split when the policy
+#: tunes them; hyperim.train.label_set_metrics).
+METRICS = ("P@1", "P@3", "P@5", "nDCG@3", "nDCG@5", "micro_f1", "macro_f1", "blend")
 
 
 @dataclass
