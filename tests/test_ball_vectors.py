@@ -61,7 +61,7 @@ def test_fewer_coordinates_than_the_vectors_take_the_principal_directions() -> N
 def test_hyperim_trains_from_glove6b(
     tiny_dataset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    words = ["cat", "dog", "kitten", "puppy", "drill", "saw", "hammer"]
+    words = ["cat", "dog", "kitten", "puppy", "drill", "saw", "hammer", "zebra", "wrench"]
     site = fake_glove_package(tmp_path / "glove", words, vectors(len(words), 50).astype("f4"))
     forget_glove_module(monkeypatch)
     monkeypatch.syspath_prepend(str(site))
@@ -78,3 +78,19 @@ def test_hyperim_trains_from_glove6b(
     known = [vocab.tokens.index(w) for w in words if w in vocab.tokens]
     assert len(known) >= 4
     assert (table[known].norm(dim=-1) < 1).all()
+    # words no training text has joined the vocabulary with their lifted GloVe start, which
+    # training leaves alone (no gradient ever reaches them)
+    assert {"zebra", "wrench"} <= set(vocab.tokens)
+    from hyperim.pretrain.vectors import load_glove6b, vectors_for_vocab
+
+    names, vecs = load_glove6b()
+    g, found = vectors_for_vocab(names, vecs, vocab.tokens)
+    found[:2] = False
+    start, _ = ball_points(g, found, 4, 2, 0.1 * (2 / 3) ** 0.5, seed=0)
+    for w in ("zebra", "wrench"):
+        i = vocab.tokens.index(w)
+        torch.testing.assert_close(table[i].double(), start[i], rtol=0, atol=1e-6)
+    from hyperim.api import HyperIM
+
+    m = HyperIM.from_pretrained(tmp_path / "run")
+    assert m.vocab.token_to_id("zebra") != m.vocab.UNK

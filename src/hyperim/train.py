@@ -48,6 +48,7 @@ from hyperim.metrics import evaluate_scores, f1_scores
 from hyperim.models.base import TextModel, TrainingData, sampling_logit_offset
 from hyperim.models.bundle import build_model as build_family_model
 from hyperim.models.bundle import save_bundle
+from hyperim.models.registry import get_family
 from hyperim.thresholds import LabelThresholds, choose_thresholds, label_ancestors, label_levels
 
 __all__ = ["TrainConfig", "build_model", "prepare", "sampling_logit_offset", "train"]
@@ -89,6 +90,9 @@ def prepare(data_dir: Path, cfg: TrainConfig, run_dir: Path | None = None) -> Pr
         labels = LabelIndex.load(run_dir / "labels.json")
     else:
         vocab = Vocabulary.build((d.tokens for d in ds.train), cfg.min_count, cfg.max_vocab)
+        # a pre-trained table's words beyond the training split's (e.g. glove6b's)
+        family = get_family(cfg.model).model_class
+        vocab = vocab.extended(family.extra_vocabulary(cfg.model_config()))
         labels = LabelIndex(ds.labels)
     return Prepared(
         ds,

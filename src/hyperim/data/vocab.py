@@ -76,6 +76,11 @@ class Vocabulary:
             kept = kept[: max_size - len(cls.SPECIALS)]
         return cls([*cls.SPECIALS, *kept], min_count, max_size)
 
+    def extended(self, tokens: Iterable[str]) -> Vocabulary:
+        """This vocabulary with ``tokens`` it lacks appended (in order; ids kept)."""
+        extra = [t for t in dict.fromkeys(tokens) if t not in self._ids]
+        return Vocabulary([*self.tokens, *extra], self.min_count, self.max_size)
+
     def __len__(self) -> int:
         return len(self.tokens)
 

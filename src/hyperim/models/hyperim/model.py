@@ -57,6 +57,9 @@ class HyperIMConfig(ModelConfig):
     label_init: str = "auto"  # auto (hierarchy if any) | random | hierarchy (Eq. 2) | FILE
     # random | glove (Eq. 3) | glove+wordnet (Eq. 3+4) | glove6b (GloVe 6B, lifted) | FILE
     word_init: str = "glove+wordnet"
+    # glove6b: the most frequent GloVe 6B words join the vocabulary (test texts' words that no
+    # training text has keep their pre-trained start instead of becoming <unk>)
+    pretrained_words: int = 50_000
     wordnet_dir: str | None = None  # WordNet 3.0 database folder; None = /usr/share/wordnet
 
     def validate(self) -> HyperIMConfig:
@@ -76,6 +79,7 @@ class HyperIMConfig(ModelConfig):
             ),
             (self.word_init_scale > 0, "word_init_scale must be > 0"),
             (self.label_init_scale > 0, "label_init_scale must be > 0"),
+            (self.pretrained_words >= 0, "pretrained_words must be >= 0"),
         ]
         for ok, message in checks:
             if not ok:
@@ -106,6 +110,12 @@ class HyperIMModel(TextModel):
 
     model_type = "hyperim"
     config_class = HyperIMConfig
+
+    @classmethod
+    def extra_vocabulary(cls, config: HyperIMConfig) -> list[str]:  # type: ignore[override]
+        from hyperim.pretrain.vectors import glove6b_vocabulary
+
+        return glove6b_vocabulary(config.word_init, config.pretrained_words)
 
     def __init__(self, config: HyperIMConfig) -> None:
         super().__init__()
