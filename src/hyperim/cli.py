@@ -350,6 +350,15 @@ def info(
         "vocabulary": len(m.vocab),
         "parameters": sum(p.numel() for p in m.model.parameters()),
         "threshold": m.threshold,
+        "thresholds": (
+            None
+            if m.thresholds is None
+            else {
+                "policy": m.thresholds.policy,
+                "closure": m.thresholds.closure,
+                **m.thresholds.notes,
+            }
+        ),
         "epoch": m.meta.get("epoch"),
         "valid": m.meta.get("valid"),
         "data": m.meta.get("data"),
@@ -366,7 +375,12 @@ def info(
         typer.echo(f"kept epoch {summary['epoch']}, trained on {summary['data']}")
     if summary["valid"]:
         typer.echo("validation: " + ", ".join(f"{k} {v:.2f}" for k, v in summary["valid"].items()))
-    typer.echo(f"threshold {m.threshold:g}")
+    if m.thresholds is None:
+        typer.echo(f"threshold {m.threshold:g} for every label")
+    else:
+        notes = ", ".join(f"{k} {v:g}" for k, v in m.thresholds.notes.items())
+        closure = ", ancestors added" if m.thresholds.closure else ""
+        typer.echo(f"thresholds: {m.thresholds.policy} ({notes}{closure})")
     typer.echo("options: " + ", ".join(f"{k}={v}" for k, v in summary["config"].items()))
 
 
