@@ -110,7 +110,9 @@ def test_train_evaluate_predict(data: Path, tmp_path: Path) -> None:
     p = run("evaluate", "--model", str(out), "--json")
     assert p.returncode == 0, p.stderr
     metrics = json.loads(p.stdout)
-    assert set(metrics) == {"P@1", "P@3", "P@5", "nDCG@3", "nDCG@5", "micro_f1", "macro_f1"}
+    # F1 of the model's label sets (per-label thresholds by default), and at the one 0.5
+    assert set(metrics) == {"P@1", "P@3", "P@5", "nDCG@3", "nDCG@5", "micro_f1", "macro_f1",
+                            "micro_f1@0.5", "macro_f1@0.5"}  # fmt: skip
     assert all(0 <= v <= 100 for v in metrics.values())
     p = run("predict", "--model", str(out), "a puppy and a drill", "-k", "2")
     assert p.returncode == 0 and len(p.stdout.strip().splitlines()) == 3, p.stderr
