@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -200,3 +202,23 @@ def test_early_stopping_on_the_blend_of_ranking_and_label_sets(tiny_dataset, tmp
         assert v["blend"] == pytest.approx((v["nDCG@5"] + v["macro_f1_tuned"]) / 2)
     best = max(log, key=lambda r: r["valid"]["blend"])
     assert summary["best_epoch"] == best["epoch"] and summary["blend"] == best["valid"]["blend"]
+
+
+def test_predict_output_carries_the_label_set(tiny_dataset, tmp_path) -> None:
+    from hyperim.api import HyperIM
+    from hyperim.config import TrainConfig
+    from hyperim.inference import predict_file
+    from hyperim.train import train
+
+    cfg = TrainConfig.of(
+        epochs=2, n_balls=4, max_len=24, min_count=1, batch_size=16, lr=1e-2, negatives=3,
+        word_init="random", label_closure=True,
+    )  # fmt: skip
+    train(tiny_dataset, tmp_path / "run", cfg, progress=False)
+    m = HyperIM.from_pretrained(tmp_path / "run")
+    texts = ["my puppy will bark at the kitten", "a drill and a saw", "nothing known"]
+    (tmp_path / "in.txt").write_text("\n".join(texts) + "\n")
+    predict_file(m, tmp_path / "in.txt", tmp_path / "out.jsonl", k=6)  # k = every label
+    records = [json.loads(x) for x in (tmp_path / "out.jsonl").read_text().splitlines()]
+    # with k covering every label, the set is the model's label set
+    assert [sorted(r["set"]) for r in records] == [sorted(s) for s in m.predict_labels(texts)]

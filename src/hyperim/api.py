@@ -164,6 +164,23 @@ class HyperIM:
             out.update(tuned)
         return out
 
+    def top_label_set(self, label_ids: Sequence[int], probs: Sequence[float]) -> list[str]:
+        """The label set among a document's top-k labels ``label_ids`` (with ``probs``): those
+        reaching their threshold, plus their ancestors when the thresholds close sets; what
+        ``predict --output`` writes as ``"set"`` (``k`` bounds it)."""
+        values = self.thresholds.values if self.thresholds is not None else None
+        chosen = [
+            j
+            for j, p in zip(label_ids, probs, strict=True)
+            if p >= (self.threshold if values is None else values[j])
+        ]
+        th = self.thresholds
+        if th is not None and th.closure and th.ancestors is not None:
+            from hyperim.thresholds import close_under_ancestors
+
+            chosen = close_under_ancestors([chosen], th.ancestors)[0]
+        return [self.labels.labels[j] for j in chosen]
+
     def label_sets(self, probs: np.ndarray, threshold: float | None = None) -> list[list[int]]:
         """Label indices of each row of ``probs`` ``(N, C)`` that reach its threshold (see
         :meth:`predict_labels`)."""

@@ -510,6 +510,8 @@ def predict(
     ):
         if as_json:  # the records of --output (same keys, full precision)
             record = {"id": doc_id, "labels": [[p.label, p.probability] for p in preds]}
+            ids = [m.labels.index(p.label) for p in preds]
+            record["set"] = m.top_label_set(ids, [p.probability for p in preds])
             record["evidence"] = {p.label: p.evidence for p in preds}
             typer.echo(json.dumps(record, ensure_ascii=False))
         else:

@@ -345,6 +345,7 @@ def predict_file(
                         "labels": [
                             [names[j], p] for j, p in zip(label_ids, probs[row], strict=True)
                         ],
+                        "set": model.top_label_set(label_ids, probs[row]),
                     }
                     if words is not None:
                         obj["evidence"] = {
