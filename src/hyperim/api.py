@@ -153,16 +153,11 @@ class HyperIM:
         """P@k, nDCG@k (Eq. 8) and micro/macro-F1 of :meth:`label_sets` (the model's own
         thresholds, or ``threshold``); with per-label thresholds also ``micro_f1@T`` and
         ``macro_f1@T`` at the one threshold ``T`` (0.5), for comparison."""
-        from hyperim.metrics import evaluate_scores, f1_scores
+        from hyperim.thresholds import label_set_metrics
 
-        fixed = self.threshold if threshold is None else threshold
-        out = evaluate_scores(probs, truth, threshold=fixed)
-        if threshold is None and self.thresholds is not None:
-            tuned = f1_scores(self.label_sets(probs), truth, probs.shape[1])
-            out[f"micro_f1@{fixed:g}"] = out["micro_f1"]
-            out[f"macro_f1@{fixed:g}"] = out["macro_f1"]
-            out.update(tuned)
-        return out
+        if threshold is not None:
+            return label_set_metrics(probs, truth, None, threshold)
+        return label_set_metrics(probs, truth, self.thresholds, self.threshold)
 
     def top_label_set(self, label_ids: Sequence[int], probs: Sequence[float]) -> list[str]:
         """The label set among a document's top-k labels ``label_ids`` (with ``probs``): those

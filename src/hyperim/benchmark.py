@@ -31,7 +31,7 @@ import numpy as np
 from hyperim import interrupts
 from hyperim.atomic import atomic_write_text
 from hyperim.errors import HyperIMError
-from hyperim.metrics import METRIC_KEYS, evaluate_scores
+from hyperim.metrics import METRIC_KEYS
 
 # ------------------------------------------------------------------------------ baselines
 
@@ -161,20 +161,18 @@ def _run_baseline(entry: Entry, data: Path, run_dir: Path, seed: int, budget: di
     ds = load_dataset(data)
     index = LabelIndex(ds.labels)
     predict = BASELINES[entry.model](ds, index, seed)
-    docs = getattr(ds, split)
-    truth = [set(index.encode(d.labels)) for d in docs]
+
+    def scored(docs: list) -> tuple:
+        return predict(docs), [set(index.encode(d.labels)) for d in docs]
+
     # label sets as the neural models make them: thresholds by the same policy, chosen on
     # the validation split
     cfg = TrainConfig.of(**{k: v for k, v in entry.options.items() if k in THRESHOLD_KEYS})
-    if cfg.threshold_policy == "fixed" and not cfg.label_closure:
-        metrics = evaluate_scores(predict(docs), truth, threshold=cfg.threshold)
-    else:
-        valid_truth = [set(index.encode(d.labels)) for d in ds.valid]
-        metrics, _ = tuned_metrics(
-            predict(ds.valid), valid_truth, predict(docs), truth, cfg.threshold_policy,
-            hierarchy=ds.hierarchy, names=index.labels, fixed=cfg.threshold,
-            min_support=cfg.threshold_min_support, closure=cfg.label_closure,
-        )  # fmt: skip
+    metrics = tuned_metrics(
+        *scored(getattr(ds, split)), lambda: scored(ds.valid), cfg.threshold_policy,
+        hierarchy=ds.hierarchy, names=index.labels, fixed=cfg.threshold,
+        min_support=cfg.threshold_min_support, closure=cfg.label_closure,
+    )  # fmt: skip
     return metrics, {"seconds": round(time.time() - t0, 2)}
 
 

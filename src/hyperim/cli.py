@@ -860,7 +860,6 @@ def baseline_tfidf(
     """TF-IDF + one-vs-rest logistic regression, evaluated like HyperIM."""
     from hyperim.baselines.tfidf import TfidfBaseline
     from hyperim.data import LabelIndex, bundled_dataset_path, load_dataset
-    from hyperim.metrics import evaluate_scores
     from hyperim.thresholds import POLICIES, tuned_metrics
 
     if split not in ("valid", "test"):
@@ -874,16 +873,13 @@ def baseline_tfidf(
         [index.encode(d.labels) for d in ds.train],
         len(index),
     )
-    docs = getattr(ds, split)
-    scores = model.predict_proba([" ".join(d.tokens) for d in docs])
-    truth = [set(index.encode(d.labels)) for d in docs]
-    if threshold_policy == "fixed" and not label_closure:
-        _echo_metrics("TF-IDF+LR", evaluate_scores(scores, truth), as_json)
-        return
-    valid = model.predict_proba([" ".join(d.tokens) for d in ds.valid])
-    valid_truth = [set(index.encode(d.labels)) for d in ds.valid]
-    metrics, _ = tuned_metrics(
-        valid, valid_truth, scores, truth, threshold_policy,
+
+    def scored(docs: list) -> tuple:
+        texts = [" ".join(d.tokens) for d in docs]
+        return model.predict_proba(texts), [set(index.encode(d.labels)) for d in docs]
+
+    metrics = tuned_metrics(
+        *scored(getattr(ds, split)), lambda: scored(ds.valid), threshold_policy,
         hierarchy=ds.hierarchy, names=index.labels, closure=label_closure,
     )  # fmt: skip
     _echo_metrics("TF-IDF+LR", metrics, as_json)

@@ -32,7 +32,7 @@ from hyperim.thresholds import POLICIES
 
 #: Early-stopping metrics: the validation metrics, and ``blend`` (the mean of nDCG@5 and the
 #: macro-F1 of the label sets, with thresholds tuned on the validation split when the policy
-#: tunes them; hyperim.train.label_set_metrics).
+#: tunes them; hyperim.train.stopping_metrics).
 METRICS = ("P@1", "P@3", "P@5", "nDCG@3", "nDCG@5", "micro_f1", "macro_f1", "blend")
 
 

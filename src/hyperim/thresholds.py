@@ -22,7 +22,7 @@ predicted label brings its ancestors, as ancestor-closed gold sets (debtags') ha
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -204,9 +204,7 @@ def choose_thresholds(
     return LabelThresholds(policy, values, closure, notes, ancestors)
 
 
-def tuned_metrics(
-    valid_scores: np.ndarray,
-    valid_truth: Sequence[Collection[int]],
+def hierarchy_thresholds(
     scores: np.ndarray,
     truth: Sequence[Collection[int]],
     policy: str,
@@ -216,23 +214,62 @@ def tuned_metrics(
     fixed: float = 0.5,
     min_support: int = 5,
     closure: bool = False,
-) -> tuple[dict[str, float], LabelThresholds]:
-    """Metrics of ``scores`` against ``truth`` with thresholds chosen on the validation
-    ``valid_scores`` / ``valid_truth`` by ``policy``: ranking metrics, F1 of the tuned label
-    sets, and ``micro_f1@T`` / ``macro_f1@T`` at the one threshold ``fixed`` — how a model
-    without its own thresholds (a baseline) is scored like one with them."""
-    from hyperim.metrics import evaluate_scores, f1_scores
-
-    names = names if names is not None else [str(i) for i in range(scores.shape[1])]
-    th = choose_thresholds(
-        valid_scores, valid_truth, policy, levels=label_levels(hierarchy, names), fixed=fixed,
+) -> LabelThresholds | None:
+    """:func:`choose_thresholds` with the labels' levels and ancestors taken from
+    ``hierarchy`` (labels ``names``); None for the one ``fixed`` threshold without closure,
+    which needs neither tuning nor saving."""
+    if policy == "fixed" and not closure:
+        return None
+    names = names if names is not None else [str(i) for i in range(np.shape(scores)[1])]
+    return choose_thresholds(
+        scores, truth, policy, levels=label_levels(hierarchy, names), fixed=fixed,
         min_support=min_support, closure=closure,
         ancestors=label_ancestors(hierarchy, names) if closure else None,
     )  # fmt: skip
+
+
+def label_set_metrics(
+    scores: np.ndarray,
+    truth: Sequence[Collection[int]],
+    thresholds: LabelThresholds | None,
+    fixed: float = 0.5,
+) -> dict[str, float]:
+    """Ranking metrics and F1 of ``scores``: F1 of the label sets of ``thresholds``, and
+    ``micro_f1@T`` / ``macro_f1@T`` at the one threshold ``T`` = ``fixed`` beside; without
+    ``thresholds``, F1 at ``fixed`` alone."""
+    from hyperim.metrics import evaluate_scores, f1_scores
+
     out = evaluate_scores(scores, truth, threshold=fixed)
-    out[f"micro_f1@{fixed:g}"], out[f"macro_f1@{fixed:g}"] = out["micro_f1"], out["macro_f1"]
-    out.update(f1_scores(th.label_sets(scores), truth, scores.shape[1]))
-    return out, th
+    if thresholds is not None:
+        out[f"micro_f1@{fixed:g}"], out[f"macro_f1@{fixed:g}"] = out["micro_f1"], out["macro_f1"]
+        out.update(f1_scores(thresholds.label_sets(scores), truth, np.shape(scores)[1]))
+    return out
+
+
+def tuned_metrics(
+    scores: np.ndarray,
+    truth: Sequence[Collection[int]],
+    valid: Callable[[], tuple[np.ndarray, Sequence[Collection[int]]]],
+    policy: str,
+    *,
+    hierarchy=None,
+    names: Sequence[str] | None = None,
+    fixed: float = 0.5,
+    min_support: int = 5,
+    closure: bool = False,
+) -> dict[str, float]:
+    """:func:`label_set_metrics` of ``scores`` with thresholds chosen by ``policy`` on the
+    validation scores and label sets that ``valid()`` gives (called only when the policy
+    tunes): how a model without thresholds of its own (a baseline) is scored like one with
+    them."""
+    thresholds = None
+    if policy != "fixed" or closure:
+        valid_scores, valid_truth = valid()
+        thresholds = hierarchy_thresholds(
+            valid_scores, valid_truth, policy, hierarchy=hierarchy, names=names, fixed=fixed,
+            min_support=min_support, closure=closure,
+        )  # fmt: skip
+    return label_set_metrics(scores, truth, thresholds, fixed)
 
 
 def close_under_ancestors(

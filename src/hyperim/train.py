@@ -49,7 +49,7 @@ from hyperim.models.base import TextModel, TrainingData, sampling_logit_offset
 from hyperim.models.bundle import build_model as build_family_model
 from hyperim.models.bundle import save_bundle
 from hyperim.models.registry import get_family
-from hyperim.thresholds import LabelThresholds, choose_thresholds, label_ancestors, label_levels
+from hyperim.thresholds import LabelThresholds, hierarchy_thresholds
 
 __all__ = ["TrainConfig", "build_model", "prepare", "sampling_logit_offset", "train"]
 
@@ -174,15 +174,9 @@ def optimisation_step(
 
 def evaluate_split(
     model: TextModel, split: EncodedSplit, threshold: float, batch_size: int
-) -> dict[str, float]:
-    """Metrics (Eq. 8 and F1) of ``model`` on an encoded split."""
-    return _scored_split(model, split, threshold, batch_size)[0]
-
-
-def _scored_split(
-    model: TextModel, split: EncodedSplit, threshold: float, batch_size: int
 ) -> tuple[dict[str, float], np.ndarray, list[set[int]]]:
-    """:func:`evaluate_split`'s metrics, with the scores and gold label sets they came from."""
+    """Metrics (Eq. 8 and F1 at ``threshold``) of ``model`` on an encoded split, with the
+    scores and gold label sets they came from."""
     was_training = model.training
     model.eval()
     scores = proba_encoded(model, split.tokens, batch_size)
@@ -191,7 +185,7 @@ def _scored_split(
     return evaluate_scores(scores, truth, threshold=threshold), scores, truth
 
 
-def label_set_metrics(
+def stopping_metrics(
     metrics: dict[str, float],
     thresholds: LabelThresholds | None,
     scores: np.ndarray,
@@ -216,18 +210,15 @@ def validation_thresholds(
 ) -> LabelThresholds | None:
     """The kept model's label thresholds by ``cfg.threshold_policy`` from its validation
     scores (None for the fixed ``threshold`` without closure: nothing to save)."""
-    if cfg.threshold_policy == "fixed" and not cfg.label_closure:
-        return None
-    names, hierarchy = prep.labels.labels, prep.dataset.hierarchy
-    return choose_thresholds(
+    return hierarchy_thresholds(
         scores,
         truth,
         cfg.threshold_policy,
-        levels=label_levels(hierarchy, names),
+        hierarchy=prep.dataset.hierarchy,
+        names=prep.labels.labels,
         fixed=cfg.threshold,
         min_support=cfg.threshold_min_support,
         closure=cfg.label_closure,
-        ancestors=label_ancestors(hierarchy, names) if cfg.label_closure else None,
     )
 
 
@@ -648,11 +639,11 @@ def _train(
         state["train_seconds"] = spent + time.time() - t0
         record = None
         if ctx.is_main:  # rank 0 evaluates; every rank takes its record (same early stopping)
-            metrics, scores, truth = _scored_split(
+            metrics, scores, truth = evaluate_split(
                 model, prep.valid, cfg.threshold, cfg.eval_batch_size
             )
             thresholds = validation_thresholds(cfg, prep, scores, truth)
-            metrics.update(label_set_metrics(metrics, thresholds, scores, truth))
+            metrics.update(stopping_metrics(metrics, thresholds, scores, truth))
             record = {
                 "epoch": epoch + 1,
                 "train_loss": state["loss_sum"] / max(1, state["loss_n"]),
