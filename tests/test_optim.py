@@ -48,3 +48,37 @@ def test_sparse_gradients_are_refused() -> None:
     p.grad = torch.zeros(3, 2).to_sparse()
     with pytest.raises(RuntimeError, match="sparse"):
         RiemannianAdam([p]).step()
+
+
+def test_touched_rows_update_like_geoopt_and_the_others_stay() -> None:
+    """``rows = "touched"``: the rows of the batch move as geoopt's update moves them (a row
+    touched at every step follows the dense run bit for bit); an untouched row keeps its point
+    and its moments, where the dense update lets its momentum carry it on."""
+    ours, dense = _params(0)[:1], _params(0)[:1]
+    lazy = RiemannianAdam([{"params": ours, "rows": "touched"}], lr=0.05, rows=2)
+    ref = geoopt.optim.RiemannianAdam(dense, lr=0.05)
+    g = torch.Generator().manual_seed(1)
+    always, sometimes = [0, 3, 7], [5]  # rows 0, 3 and 7 in every batch; row 5 in the first
+    for step in range(4):
+        target = torch.randn(11, 3, 2, generator=g, dtype=torch.float64) * 0.3
+        rows = always + (sometimes if step == 0 else [])
+        before = ours[0].detach().clone(), {k: v.clone() for k, v in lazy.state[ours[0]].items()
+                                            if torch.is_tensor(v)}  # fmt: skip
+        for params, o in ((ours, lazy), (dense, ref)):
+            o.zero_grad()
+            ((params[0][rows] - target[rows]) ** 2).sum().backward()
+            o.step()
+        assert torch.equal(ours[0][always], dense[0][always])
+        untouched = [r for r in range(11) if r not in rows]
+        assert torch.equal(ours[0][untouched], before[0][untouched])
+        for key, value in before[1].items():
+            assert torch.equal(lazy.state[ours[0]][key][untouched], value[untouched])
+    # the dense update moved row 5 on its momentum after its one batch; the lazy one did not
+    assert not torch.equal(dense[0][5], ours[0][5])
+    assert lazy.state[ours[0]]["step"] == 4
+
+
+def test_rows_option_is_checked() -> None:
+    p = geoopt.ManifoldParameter(torch.zeros(3, 2), manifold=PoincareBall())
+    with pytest.raises(ValueError, match="rows"):
+        RiemannianAdam([{"params": [p], "rows": "some"}])

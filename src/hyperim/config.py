@@ -54,6 +54,9 @@ class TrainConfig:
     hyper_lr: float | None = None  # Riemannian Adam's lr (hyperbolic parameters); None = lr
     word_lr: float | None = None  # lr of the word embeddings; None = hyper_lr (or lr)
     head_lr: float | None = None  # Adam's lr for the prediction layers (Eq. 6); None = lr
+    # Riemannian Adam updates only the word rows a batch has (hyperim.optim): the dense
+    # update of a 30,000-80,000-word table was a quarter to a half of a step
+    lazy_word_updates: bool = True
     negatives: int = 100  # sampled negatives per document (Eq. 7); 0 = every label
     seed: int = 0
     dtype: str = "float32"

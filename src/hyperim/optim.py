@@ -7,6 +7,13 @@ RCV1 shape) that is about 300 MiB of transient memory per step, more than the re
 training step needs. Every operation of the update acts on each point (row) separately, so
 doing it on blocks of rows gives the same numbers, bit for bit (tested), with temporaries
 bounded by the block.
+
+A group marked ``"rows": "touched"`` is updated lazily, row by row where the gradient is not
+zero (the words of the batch), as :class:`torch.optim.SparseAdam` and TensorFlow's LazyAdam do
+for embedding tables: a word absent from the batch keeps its point and its moments, instead of
+drifting on its momentum. Its bias corrections count the group's steps. A batch of debtags
+holds about 2,000 of the table's 30,000-80,000 words, and the dense update of the whole table
+was a quarter to a half of a training step (BENCHMARKS.md).
 """
 
 from __future__ import annotations
@@ -26,6 +33,10 @@ class RiemannianAdam(geoopt.optim.RiemannianAdam):
     def __init__(self, params, *args, rows: int = ROWS, **kwargs) -> None:
         super().__init__(params, *args, **kwargs)
         self.rows = rows
+        for group in self.param_groups:
+            group.setdefault("rows", "all")
+            if group["rows"] not in ("all", "touched"):
+                raise ValueError(f"rows must be 'all' or 'touched', got {group['rows']!r}")
 
     def load_state_dict(self, state_dict) -> None:
         """As torch's, but each ``step`` stays the Python int the update counts with.
@@ -66,6 +77,9 @@ class RiemannianAdam(geoopt.optim.RiemannianAdam):
                         state["max_exp_avg_sq"] = torch.zeros_like(point)
                 state["step"] += 1
                 keys = ("exp_avg", "exp_avg_sq") + (("max_exp_avg_sq",) if group["amsgrad"] else ())
+                if group["rows"] == "touched" and point.dim() >= 2:
+                    self._update_touched(group, manifold, state, keys, point, grad)
+                    continue
                 blocks = [slice(None)]
                 if point.dim() >= 2 and point.shape[0] > self.rows:
                     blocks = [slice(i, i + self.rows) for i in range(0, point.shape[0], self.rows)]
@@ -79,6 +93,19 @@ class RiemannianAdam(geoopt.optim.RiemannianAdam):
             if stabilize:
                 self.stabilize_group(group)
         return loss
+
+    def _update_touched(self, group, manifold, state, keys, point, grad) -> None:
+        """The update of the rows whose gradient is not zero, gathered, updated as
+        :meth:`_update` does (a row's numbers are those of the dense update of that row), and
+        written back; the other rows and their moments stay as they are."""
+        touched = grad.reshape(grad.shape[0], -1).ne(0).any(dim=1).nonzero().squeeze(1)
+        for lo in range(0, len(touched), self.rows):
+            rows = touched[lo : lo + self.rows]
+            parts = [point[rows], grad[rows], *(state[k][rows] for k in keys)]
+            self._update(group, manifold, state["step"], *parts)
+            point.index_copy_(0, rows, parts[0])
+            for k, part in zip(keys, parts[2:], strict=True):
+                state[k].index_copy_(0, rows, part)
 
     @staticmethod
     def _update(group, manifold, step: int, point, grad, exp_avg, exp_avg_sq, max_sq=None):
@@ -111,6 +138,7 @@ def make_optimizers(
     *,
     words: torch.nn.Parameter | None = None,
     head: torch.nn.Module | None = None,
+    lazy_words: bool = False,
 ) -> list[torch.optim.Optimizer]:
     """Riemannian Adam for ``ManifoldParameter``s, Adam for the Euclidean rest at ``lr``; the
     groups a family's ``configure_optimizers`` builds from its word table and head.
@@ -123,7 +151,8 @@ def make_optimizers(
     is hyperbolic, ``lr`` when it is Euclidean). Each word only gets a gradient in the batches
     that contain it, so at the paper's lr 1e-3 most word vectors barely leave their initial
     position; a larger ``word_lr`` lets them learn. The other hyperbolic parameters (Θ^L, the
-    GRU biases) use ``hyper_lr`` (default ``lr``).
+    GRU biases) use ``hyper_lr`` (default ``lr``). With ``lazy_words`` a hyperbolic word table
+    is updated only where the batch's words are (``rows = "touched"``, above).
 
     Within Adam the prediction layers of Eq. (6) (``head``, less its per-label bias) form their
     own group at ``head_lr`` (default ``lr``): their inputs, the scores ``s_i``, are all about
@@ -154,5 +183,6 @@ def make_optimizers(
         return [adam]
     groups = [{"params": hyper, "lr": hyper_lr}]
     if riemannian:
-        groups.insert(0, {"params": [words], "lr": word_lr or hyper_lr})
+        rows = "touched" if lazy_words else "all"
+        groups.insert(0, {"params": [words], "lr": word_lr or hyper_lr, "rows": rows})
     return [RiemannianAdam(groups, lr=hyper_lr), adam]

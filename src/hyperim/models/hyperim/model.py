@@ -173,7 +173,14 @@ class HyperIMModel(TextModel):
 
         t = train_config
         return make_optimizers(
-            self, t.lr, t.hyper_lr, t.word_lr, t.head_lr, words=self.words.weight, head=self.head
+            self,
+            t.lr,
+            t.hyper_lr,
+            t.word_lr,
+            t.head_lr,
+            words=self.words.weight,
+            head=self.head,
+            lazy_words=t.lazy_word_updates,
         )
 
     def init_from_data(self, data: TrainingData) -> None:
