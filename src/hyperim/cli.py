@@ -18,7 +18,9 @@ app = typer.Typer(
 )
 baseline_app = typer.Typer(no_args_is_help=True, help="Baselines evaluated by the same code.")
 app.add_typer(baseline_app, name="baseline")
-data_app = typer.Typer(no_args_is_help=True, help="Datasets: generate synthetic ones.")
+data_app = typer.Typer(
+    no_args_is_help=True, help="Datasets: generate synthetic ones, build one from WordNet."
+)
 app.add_typer(data_app, name="data")
 pretrain_app = typer.Typer(
     no_args_is_help=True, help="Pre-train embeddings: label hierarchy (Eq. 2), words (Eq. 3, 4)."
@@ -194,7 +196,7 @@ def train(
         typer.Option(
             show_default=_default("threshold_policy"),
             help="Label-set thresholds chosen on the validation split: fixed | global | "
-            "per-level | per-label.",
+            "per-level | per-label | auto (the best of them in 2-fold CV).",
         ),
     ] = None,
     label_closure: Annotated[
@@ -724,6 +726,35 @@ def data_synthetic(
     typer.echo(json.dumps(summary, default=str))
 
 
+@data_app.command("wordnet")
+def data_wordnet(
+    out: Annotated[
+        Path, typer.Option(help="Dataset folder to write (must not exist or be empty).")
+    ],
+    depth: Annotated[int, typer.Option(help="Deepest label level (entity.n.01 is depth 0).")] = 4,
+    min_docs: Annotated[int, typer.Option(help="Drop labels with fewer documents.")] = 50,
+    max_docs: Annotated[
+        int, typer.Option(help="Documents drawn before the label filter (0 = all).")
+    ] = 20000,
+    seed: Annotated[int, typer.Option(help="Seeds the draw and the 70/10/20 split.")] = 0,
+    wordnet: Annotated[
+        Optional[Path],
+        typer.Option(help="Folder with index.noun and data.noun (default /usr/share/wordnet)."),
+    ] = None,
+) -> None:
+    """Write a dataset of WordNet noun glosses labelled by their hypernyms (see
+    hyperim.data.wordnet_dataset)."""
+    from hyperim.data.wordnet_dataset import build_wordnet_dataset
+
+    s = build_wordnet_dataset(out, wordnet, depth, min_docs, max_docs or None, seed)
+    sp = s["splits"]
+    typer.echo(
+        f"{s['path']}: train {sp['train']:,} / valid {sp['valid']:,} / test {sp['test']:,} "
+        f"documents, {s['labels']} labels (depth 1-{depth}), {s['edges']} edges "
+        f"({s['seconds']:.1f} s)"
+    )
+
+
 @pretrain_app.command("labels")
 def pretrain_labels(
     hierarchy: Annotated[
@@ -850,7 +881,7 @@ def baseline_tfidf(
         str,
         typer.Option(
             help="Label-set thresholds chosen on the validation split, as train's: "
-            "fixed | global | per-level | per-label (F1 at 0.5 is reported too)."
+            "fixed | global | per-level | per-label | auto (F1 at 0.5 is reported too)."
         ),
     ] = "fixed",
     label_closure: Annotated[

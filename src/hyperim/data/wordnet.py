@@ -23,6 +23,7 @@ Lines that begin with a space are the licence header.
 from __future__ import annotations
 
 import os
+from collections import deque
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -40,7 +41,7 @@ def default_wordnet_dir() -> Path:
 
 
 class WordNet:
-    """The WordNet noun hierarchy: lemmas, synsets and hypernym pointers.
+    """The WordNet noun hierarchy: lemmas, synsets, hypernym pointers and glosses.
 
     Build it with :meth:`load`. Synsets are identified by their NLTK-style names.
     """
@@ -50,10 +51,13 @@ class WordNet:
         lemma_offsets: dict[str, list[int]],
         synset_lemmas: dict[int, list[str]],
         synset_hypernyms: dict[int, list[int]],
+        synset_glosses: dict[int, str] | None = None,
     ) -> None:
         self._lemma_offsets = lemma_offsets
         self._lemmas = synset_lemmas
         self._hypernyms = synset_hypernyms
+        self._glosses = synset_glosses if synset_glosses is not None else {}
+        self._depth: dict[int, int] | None = None  # filled on the first depth() call
         self._name: dict[int, str] = {}
         for offset, lemmas in synset_lemmas.items():
             first = lemmas[0]
@@ -102,8 +106,8 @@ class WordNet:
         """
         index_path, data_path = cls.files(path)
         lemma_offsets = _read_index(index_path)
-        synset_lemmas, synset_hypernyms = _read_data(data_path)
-        return cls(lemma_offsets, synset_lemmas, synset_hypernyms)
+        synset_lemmas, synset_hypernyms, synset_glosses = _read_data(data_path)
+        return cls(lemma_offsets, synset_lemmas, synset_hypernyms, synset_glosses)
 
     # ------------------------------------------------------------------ queries
     def __len__(self) -> int:
@@ -121,6 +125,27 @@ class WordNet:
     def lemmas(self, synset: str) -> list[str]:
         """The synset's lemma names, lowercase, with ``_`` for spaces."""
         return list(self._lemmas[self._lookup(synset)])
+
+    def gloss(self, synset: str) -> str:
+        """The synset's gloss: the text after ``" | "`` on its ``data.noun`` line (definition,
+        then any quoted examples, ``;``-separated), stripped; ``""`` if the line has none."""
+        return self._glosses.get(self._lookup(synset), "")
+
+    def depth(self, synset: str) -> int:
+        """Length of the shortest hypernym path (instance hypernyms included) from ``synset``
+        up to a synset without hypernyms; in WordNet 3.0 that is ``entity.n.01`` (depth 0),
+        the one noun root. ``-1`` for a synset no root reaches (a hypernym cycle only)."""
+        if self._depth is None:
+            depth = {o: 0 for o in self._lemmas if not self._hypernyms.get(o)}
+            queue = deque(depth)
+            while queue:
+                offset = queue.popleft()
+                for child in self._hyponyms.get(offset, []):
+                    if child not in depth:
+                        depth[child] = depth[offset] + 1
+                        queue.append(child)
+            self._depth = depth
+        return self._depth.get(self._lookup(synset), -1)
 
     def hypernyms(self, synset: str) -> list[str]:
         """Direct hypernyms, instance hypernyms included."""
@@ -204,11 +229,15 @@ def _read_index(path: Path) -> dict[str, list[int]]:
     return lemma_offsets
 
 
-def _read_data(path: Path) -> tuple[dict[int, list[str]], dict[int, list[int]]]:
+def _read_data(
+    path: Path,
+) -> tuple[dict[int, list[str]], dict[int, list[int]], dict[int, str]]:
     synset_lemmas: dict[int, list[str]] = {}
     synset_hypernyms: dict[int, list[int]] = {}
+    synset_glosses: dict[int, str] = {}
     for lineno, line in _lines(path):
-        fields = line.split(" | ", 1)[0].split()
+        head, bar, gloss = line.partition(" | ")
+        fields = head.split()
         try:
             offset = int(fields[0])
             w_cnt = int(fields[3], 16)
@@ -228,4 +257,6 @@ def _read_data(path: Path) -> tuple[dict[int, list[str]], dict[int, list[int]]]:
         ]
         if hypers:
             synset_hypernyms[offset] = hypers
-    return synset_lemmas, synset_hypernyms
+        if bar:
+            synset_glosses[offset] = gloss.strip()
+    return synset_lemmas, synset_hypernyms, synset_glosses
