@@ -73,6 +73,25 @@ def test_rare_labels_fall_back_and_per_label_beats_global_on_macro_f1() -> None:
     assert macro["per"] > macro["global"]
 
 
+def test_auto_picks_per_label_where_labels_differ_and_a_shared_one_where_they_are_noise() -> None:
+    """``auto`` cross-validates the policies inside the split: labels whose positives score
+    at label-specific levels need their own thresholds; labels the model barely ranks (pure
+    noise, a weak model) would each be predicted for far too many documents by their own
+    F1-maximising threshold, so one shared threshold wins there."""
+    s, y = scored(n=600)
+    th = choose_thresholds(s, sets_of(y), "auto", levels=np.zeros(6, int))
+    assert th.policy == "per-label" and th.notes["auto"]["chosen"] == "per-label"
+    assert set(th.notes["auto"]["2-fold"]) == {"fixed", "global", "per-level", "per-label"}
+    assert np.array_equal(th.values, choose_thresholds(s, sets_of(y), "per-label").values)
+    rng = np.random.default_rng(3)
+    good = y[:, :1]  # one label ranked well, five labels scored at random
+    noise_y = np.concatenate([good, rng.random((600, 5)) < 0.1], axis=1)
+    noise_s = np.concatenate([s[:, :1], 0.3 * rng.random((600, 5))], axis=1)
+    weak = choose_thresholds(noise_s, sets_of(noise_y), "auto")
+    assert weak.policy != "per-label", weak.notes
+    assert "per-level" not in weak.notes["auto"]["2-fold"]  # no levels: not a candidate
+
+
 def test_per_level_and_fixed() -> None:
     s, y = scored()
     levels = np.array([0, 0, 1, 1, 2, -1])

@@ -54,9 +54,11 @@ class TrainConfig:
     hyper_lr: float | None = None  # Riemannian Adam's lr (hyperbolic parameters); None = lr
     word_lr: float | None = None  # lr of the word embeddings; None = hyper_lr (or lr)
     head_lr: float | None = None  # Adam's lr for the prediction layers (Eq. 6); None = lr
-    # Riemannian Adam updates only the word rows a batch has (hyperim.optim): the dense
-    # update of a 30,000-80,000-word table was a quarter to a half of a step
-    lazy_word_updates: bool = True
+    # Riemannian Adam updates only the word rows a batch has (hyperim.optim), which saves the
+    # dense update of the table (a quarter to a half of a 75x2-D step at 30,000-80,000 words)
+    # but learns slower: a word then moves one step per batch it is in instead of drifting on
+    # its momentum after it (valid nDCG@5 68.0 after epoch 1 against 71.3; BENCHMARKS.md)
+    lazy_word_updates: bool = False
     negatives: int = 100  # sampled negatives per document (Eq. 7); 0 = every label
     seed: int = 0
     dtype: str = "float32"
@@ -71,10 +73,11 @@ class TrainConfig:
     patience: int = 2
     threshold: float = 0.5
     # label sets: thresholds chosen on the validation split at the kept epoch
-    # (hyperim.thresholds: fixed = `threshold` for every label, global, per-level, per-label);
-    # per-label had the best micro+macro-F1 in 2-fold cross-validation inside debtags'
-    # validation split (BENCHMARKS.md, benchmarks/thresholds.py)
-    threshold_policy: str = "per-label"
+    # (hyperim.thresholds: fixed = `threshold` for every label, global, per-level, per-label,
+    # or auto: the one of these with the best micro+macro-F1 in 2-fold cross-validation inside
+    # the validation split). Per-label was best for TF-IDF on debtags but cost a weaker
+    # HyperIM 12 points of micro-F1 (BENCHMARKS.md): which policy wins depends on the model.
+    threshold_policy: str = "auto"
     threshold_min_support: int = 5  # per-label: fewer validation positives take the global one
     label_closure: bool = False  # a predicted label brings its ancestors
     eval_batch_size: int = 128
@@ -93,6 +96,16 @@ class TrainConfig:
         family = get_family(self.model)
         options = {**self.model_options, "max_len": self.max_len}
         return family.config_class.from_dict(options, source=f"model {self.model}")
+
+    def explicit(self) -> TrainConfig:
+        """A copy whose ``model_options`` name every option of the family (the defaults too),
+        as a run records them: a later version's other defaults then do not change what a
+        resumed run is."""
+        model = self.model_config().to_dict()
+        options = {
+            f.name: model[f.name] for f in get_family(self.model).config_class.option_fields()
+        }
+        return replace(self, model_options=options)
 
     # ---------------------------------------------------------------- dict / JSON / TOML
     def to_dict(self) -> dict[str, Any]:
