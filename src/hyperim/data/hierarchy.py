@@ -73,6 +73,20 @@ class Hierarchy:
                 stack.extend(self._parents.get(parent, []))
         return found
 
+    def universal_ancestors(self) -> set[str]:
+        """Labels that are an ancestor of every other label (a single explicit root of
+        everything, such as ``mammal.n.01`` in WordNet's mammal closure); empty for a forest."""
+        nodes = set(self.labels) | {n for edge in self.edges for n in edge}
+        if len(nodes) < 2:
+            return set()
+        common: set[str] | None = None
+        for label in sorted(nodes):
+            line = self.ancestors(label) | {label}
+            common = line if common is None else common & line
+            if not common:
+                return set()
+        return common or set()
+
     def transitive_closure(self) -> list[tuple[str, str]]:
         """All ``(ancestor, descendant)`` pairs, sorted."""
         return sorted((a, label) for label in self.labels for a in self.ancestors(label))

@@ -126,13 +126,35 @@ def embed_hierarchy(
     hierarchy: Hierarchy, config: Any, progress: Callable[[int, int, float], None] | None = None
 ) -> tuple[list[str], torch.Tensor, dict[str, Any]]:
     """Eq. (2) on ``hierarchy``'s edges with ``config`` (a ``HierarchyEmbeddingConfig``); the
-    statistics carry the reconstruction of the transitive closure under ``"reconstruction"``."""
+    statistics carry the reconstruction of the transitive closure under ``"reconstruction"``.
+
+    A label that is an ancestor of every other (a single explicit root) is not trained: under
+    Eq. (2)'s orientation its only negative is itself, its pairs' loss cannot go below
+    ``log(1 + K)``, and training pushed it to the boundary (``mammal.n.01`` at norm 0.99995 in
+    WordNet's mammal closure). It is placed at the origin, the point nearest to every other;
+    a label whose only pairs were its pairs keeps the random start. ``stats["fixed_at_origin"]``
+    names them.
+    """
     from hyperim.pretrain.hierarchy import reconstruction_metrics, train_hierarchy_embedding
 
-    names, points, stats = train_hierarchy_embedding(hierarchy.edges, config, progress)
+    universal = hierarchy.universal_ancestors()
+    edges = [(p, c) for p, c in hierarchy.edges if p not in universal]
+    if not edges:  # a star under one root: nothing else to learn from
+        universal, edges = set(), list(hierarchy.edges)
+    names, points, stats = train_hierarchy_embedding(edges, config, progress)
+    nodes = sorted(set(names) | {n for edge in hierarchy.edges for n in edge})
+    if len(nodes) > len(names):
+        gen = torch.Generator().manual_seed(config.seed + 1)
+        full = torch.empty(len(nodes), *points.shape[1:], dtype=points.dtype)
+        full.uniform_(-config.init_range, config.init_range, generator=gen)
+        row = {name: i for i, name in enumerate(nodes)}
+        full[[row[n] for n in names]] = points
+        full[[row[n] for n in sorted(universal)]] = 0.0
+        names, points = nodes, full
     quality = reconstruction_metrics(
         names, points, hierarchy.transitive_closure(), config.aggregate
     )
+    stats = {**stats, "n_nodes": len(names), "fixed_at_origin": sorted(universal)}
     return names, points, {**stats, "reconstruction": quality}
 
 
