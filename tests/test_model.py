@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from hyperim.data.batching import label_targets
+from hyperim.errors import HyperIMError
 from hyperim.geometry import expmap0, logmap0, mobius_add, product_matvec
 from hyperim.models import HyperIMConfig, HyperIMModel
 from hyperim.nn import HyperbolicGRU, Interaction
@@ -37,6 +38,23 @@ def test_forward_shapes_and_loss() -> None:
     assert logits.shape == (4, 9) and loss is not None and loss.ndim == 0
     loss.backward()
     assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in m.parameters())
+
+
+def test_word_dropout_acts_in_training_only() -> None:
+    """Tangent-space word dropout changes the training forward (randomly, inside the ball)
+    and nothing at evaluation: an evaluated model with it equals the same weights without."""
+    plain, dropped = small_model(), small_model(word_dropout=0.5)
+    tokens = torch.randint(2, 30, (4, 7))
+    mask = torch.ones(4, 7, dtype=torch.bool)
+    for m in (plain, dropped):
+        m.eval()
+    assert torch.equal(plain(tokens, mask)[0], dropped(tokens, mask)[0])
+    dropped.train()
+    a, b = dropped.encode(tokens, mask), dropped.encode(tokens, mask)
+    assert not torch.equal(a, b) and not torch.equal(a, plain.encode(tokens, mask))
+    assert (a.norm(dim=-1) < 1).all()
+    with pytest.raises(HyperIMError, match="word_dropout"):
+        HyperIMConfig(word_dropout=1.0).validate()
 
 
 @pytest.mark.parametrize("head_pool", [False, True])

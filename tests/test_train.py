@@ -89,10 +89,12 @@ def test_save_load_round_trip_is_exact(tiny_dataset: Path, tmp_path: Path) -> No
     assert (m.predict_proba(texts) == m2.predict_proba(texts)).all()
 
 
+@pytest.mark.parametrize("extra", [{}, {"word_dropout": 0.3}], ids=["plain", "dropout"])
 def test_resume_after_interruption_matches_uninterrupted(
-    tiny_dataset: Path, tmp_path: Path, interrupt_adam
+    tiny_dataset: Path, tmp_path: Path, interrupt_adam, extra: dict
 ) -> None:
-    cfg = TrainConfig.of(**{**TINY, "patience": 9}, epochs=2)
+    """... with dropout too: its masks come from torch's generator, which checkpoints keep."""
+    cfg = TrainConfig.of(**{**TINY, "patience": 9, **extra}, epochs=2)
     train(tiny_dataset, tmp_path / "straight", cfg, progress=False)
 
     # interrupt in the middle of epoch 2 (after a mid-epoch checkpoint), like a kill -9
@@ -229,3 +231,21 @@ def test_time_budget_ends_the_running_epoch(tiny_dataset: Path, tmp_path: Path) 
     assert again["epochs_run"] == 1
     with pytest.raises(HyperIMError, match="max_minutes must be > 0"):
         TrainConfig.of(max_minutes=0).validate()
+
+
+def test_a_run_records_every_option_and_old_runs_keep_their_defaults(tmp_path: Path) -> None:
+    """run.json names every option, the model family's too, so that changing a default later
+    does not change what ``--resume`` continues; an option an older run did not record takes
+    the value it had then (lazy word updates came later: such runs updated every row)."""
+    from hyperim.config import TrainConfig
+    from hyperim.train import RUN_LEGACY_DEFAULTS, recorded_config
+
+    cfg = TrainConfig.of(epochs=3, n_balls=4)
+    recorded = cfg.explicit().to_dict()
+    assert recorded["model_options"]["n_balls"] == 4
+    assert recorded["model_options"]["word_init"] == cfg.model_config().word_init
+    assert recorded_config({"config": recorded}, tmp_path) == cfg.explicit()
+    old = {k: v for k, v in cfg.to_dict().items() if k not in RUN_LEGACY_DEFAULTS}
+    assert recorded_config({"config": old}, tmp_path).lazy_word_updates is False
+    lazy = TrainConfig.of(lazy_word_updates=True)
+    assert recorded_config({"config": lazy.explicit().to_dict()}, tmp_path).lazy_word_updates

@@ -243,6 +243,18 @@ RESUMABLE = (
     "threshold_policy", "threshold_min_support", "label_closure",
 )  # fmt: skip
 
+#: Training options added since runs began to record their options, at the value that runs
+#: without them had: resuming such a run keeps doing what it did.
+RUN_LEGACY_DEFAULTS = {"lazy_word_updates": False}
+
+
+def recorded_config(saved: dict[str, Any], run_dir: Path) -> TrainConfig:
+    """The options a run recorded in ``run.json``; an option it did not record (it started
+    under an earlier version) has the value it had then (:data:`RUN_LEGACY_DEFAULTS`)."""
+    config = {**RUN_LEGACY_DEFAULTS, **saved["config"]}
+    return TrainConfig.from_dict(config, source=str(run_dir / "run.json"))
+
+
 #: What a run folder holds besides checkpoint.pt; a start that fails before its first
 #: checkpoint removes them (and the folder, if it made it) so a retry is not blocked.
 RUN_FILES = (
@@ -373,7 +385,7 @@ def train(
                 f"run); it can change {', '.join(map(flag, ('data', *RESUMABLE)))}"
             )
         saved = read_run(run_dir)
-        cfg = TrainConfig.from_dict(saved["config"], source=str(run_dir / "run.json"))
+        cfg = recorded_config(saved, run_dir)
         data_dir = _resumed_data(saved, data_dir, run_dir)
         cfg = cfg.updated(**changes)
     else:
@@ -482,7 +494,7 @@ def _train(
         prep.vocab.save(run_dir / "vocab.json")
         prep.labels.save(run_dir / "labels.json")
         run = {
-            "config": cfg.to_dict(),
+            "config": cfg.explicit().to_dict(),
             "data": str(Path(data_dir).resolve()),
             "fingerprint": dataset_fingerprint(Path(data_dir)),
             "numerics": numerics(ctx),
@@ -526,6 +538,8 @@ def _train(
             for opt, sd in zip(optimizers, ck["optimizers"], strict=True):
                 opt.load_state_dict(sd)
             gen.set_state(ck["generator"].cpu())
+            if "torch_rng" in ck:  # dropout draws from torch's own generator
+                torch.set_rng_state(ck["torch_rng"].cpu())
             state = ck["state"]
         except (KeyError, TypeError, ValueError, RuntimeError) as e:
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
@@ -542,6 +556,7 @@ def _train(
             "model": model.state_dict(),
             "optimizers": [o.state_dict() for o in optimizers],
             "generator": gen.get_state(),
+            "torch_rng": torch.get_rng_state(),
             "state": state,
         }
         save_checkpoint(ckpt_path, payload)

@@ -14,6 +14,7 @@ from typing import Any
 import torch
 
 from hyperim.errors import HyperIMError
+from hyperim.geometry import expmap0, logmap0, project
 from hyperim.models.base import (
     ModelConfig,
     TextModel,
@@ -52,6 +53,9 @@ class HyperIMConfig(ModelConfig):
     # Max and mean of s_i over the real positions as two more inputs of Eq. (6)'s first layer
     # (an extension, hyperim.nn.head): a word near the label counts wherever it stands.
     head_pool: bool = False
+    # Dropout of the word embeddings in the tangent space at the origin while training:
+    # θ^e -> exp0(dropout(log0 θ^e)) coordinate by coordinate (an extension; off at evaluation)
+    word_dropout: float = 0.0
     # Where the embeddings start (hyperim.pretrain.init): a name or an embedding file. The
     # paper's H-hier set-up; best of six on debtags validation (BENCHMARKS.md).
     label_init: str = "auto"  # auto (hierarchy if any) | random | hierarchy (Eq. 2) | FILE
@@ -80,6 +84,7 @@ class HyperIMConfig(ModelConfig):
             (self.word_init_scale > 0, "word_init_scale must be > 0"),
             (self.label_init_scale > 0, "label_init_scale must be > 0"),
             (self.pretrained_words >= 0, "pretrained_words must be >= 0"),
+            (0 <= self.word_dropout < 1, "word_dropout must be in [0, 1)"),
         ]
         for ok, message in checks:
             if not ok:
@@ -129,7 +134,11 @@ class HyperIMModel(TextModel):
     # ---------------------------------------------------------------- the paper's pipeline
     def encode(self, tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """``(B, T)`` token ids -> ``(B, T, n, d)`` encoded words Θ^w (Eq. 5)."""
-        return self.encoder(self.words(tokens), mask)
+        e = self.words(tokens)  # (B, T, n, d) Θ^E rows
+        p = self.config.word_dropout
+        if self.training and p > 0:  # in the tangent space at the origin, ball by ball
+            e = project(expmap0(torch.nn.functional.dropout(logmap0(e), p, training=True)))
+        return self.encoder(e, mask)
 
     def encode_batch(self, tokens: torch.Tensor, mask: torch.Tensor) -> Any:
         return self.encode(tokens, mask), mask
