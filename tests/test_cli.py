@@ -110,7 +110,7 @@ def test_train_evaluate_predict(data: Path, tmp_path: Path) -> None:
     p = run("evaluate", "--model", str(out), "--json")
     assert p.returncode == 0, p.stderr
     metrics = json.loads(p.stdout)
-    # F1 of the model's label sets (per-label thresholds by default), and at the one 0.5
+    # F1 of the model's label sets (thresholds by the auto policy by default), and at 0.5
     assert set(metrics) == {"P@1", "P@3", "P@5", "nDCG@3", "nDCG@5", "micro_f1", "macro_f1",
                             "micro_f1@0.5", "macro_f1@0.5"}  # fmt: skip
     assert all(0 <= v <= 100 for v in metrics.values())
