@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import subprocess
 import sys
 from collections import Counter
@@ -160,3 +161,18 @@ def test_cli_refuses_a_non_empty_out(wn: WordNet, tmp_path: Path) -> None:
     assert len(lines) == 1 and "Traceback" not in p.stderr
     assert "not empty" in lines[0] and str(tmp_path) in lines[0]
     assert (tmp_path / "train.jsonl").read_text() == "{}\n"
+
+
+def test_the_written_folder_has_a_normal_folders_permissions(tmp_path: Path) -> None:
+    """atomic_directory fills a mkdtemp folder (mode 0700); the folder renamed into place gets
+    the mode mkdir would give it, so a dataset or saved model is not private to its writer."""
+    from hyperim.atomic import atomic_directory
+
+    umask = os.umask(0o022)
+    try:
+        with atomic_directory(tmp_path / "made") as tmp:
+            (tmp / "f.txt").write_text("x\n")
+    finally:
+        os.umask(umask)
+    assert (tmp_path / "made" / "f.txt").read_text() == "x\n"
+    assert stat.S_IMODE((tmp_path / "made").stat().st_mode) == 0o755

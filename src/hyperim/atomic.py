@@ -97,6 +97,9 @@ def atomic_directory(path: str | Path) -> Iterator[Path]:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.new-"))
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o777 & ~umask)  # a folder made by mkdir, not mkdtemp's private 0700
     try:
         yield tmp
         for child in tmp.iterdir():  # the files' contents are on disk before the rename

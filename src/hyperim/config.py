@@ -76,7 +76,7 @@ class TrainConfig:
     # (hyperim.thresholds: fixed = `threshold` for every label, global, per-level, per-label,
     # or auto: the one of these with the best micro+macro-F1 in 2-fold cross-validation inside
     # the validation split). Per-label was best for TF-IDF on debtags but cost a weaker
-    # HyperIM 12 points of micro-F1 (BENCHMARKS.md): which policy wins depends on the model.
+    # HyperIM 13 points of micro-F1 (BENCHMARKS.md): which policy wins depends on the model.
     threshold_policy: str = "auto"
     threshold_min_support: int = 5  # per-label: fewer validation positives take the global one
     label_closure: bool = False  # a predicted label brings its ancestors

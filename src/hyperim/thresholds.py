@@ -229,7 +229,7 @@ def choose_policy(
     on one half (a seeded random halving) are scored on the other, both ways.
 
     Which policy wins depends on the model: per-label thresholds lifted TF-IDF's macro-F1 by
-    6 points for 0.5 of micro-F1, but cost a weaker HyperIM 12 points of micro-F1 (a label
+    6 points for 0.5 of micro-F1, but cost a weaker HyperIM 13 points of micro-F1 (a label
     it ranks poorly is best, on its own F1, predicted for far too many documents;
     BENCHMARKS.md). Ties go to the earlier candidate (the simpler policy)."""
     from hyperim.metrics import f1_scores

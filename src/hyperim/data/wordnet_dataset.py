@@ -195,9 +195,6 @@ def build_wordnet_dataset(
     }
 
     with atomic_directory(out) as tmp:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o777 & ~umask)  # mkdtemp's 0700 would make the dataset private
         for split, rows in splits.items():
             with atomic_output(tmp / f"{split}.jsonl", compress=False) as f:
                 for row in rows:
