@@ -182,7 +182,7 @@ def test_a_model_saved_before_families_still_loads(tiny_dataset: Path, tmp_path:
     cfg = json.loads((d / "config.json").read_text())
     for key in ("model_type", "files"):
         cfg.pop(key)
-    for key in ("label_init", "word_init", "wordnet_dir"):  # not in the old ModelConfig
+    for key in ("label_init", "word_init", "wordnet_dir", "word_dropout"):  # came later
         cfg["model"].pop(key)
     (d / "config.json").write_text(json.dumps(cfg))
     state = load_file(str(d / "model.safetensors"))
@@ -190,6 +190,7 @@ def test_a_model_saved_before_families_still_loads(tiny_dataset: Path, tmp_path:
     save_file(state, str(d / "model.safetensors"))
     old = HyperIM.from_pretrained(d)
     assert old.model_type == "hyperim"
+    assert old.model.config.word_dropout == 0.0  # it trained without (default of then)
     np.testing.assert_array_equal(old.predict_proba(["cat and dog", "a saw"]), want)
 
 

@@ -16,7 +16,10 @@ from hyperim.nn.head import pooled_scores
 
 
 def small_model(**kw) -> HyperIMModel:
+    """A tiny HyperIM in float64, without word dropout unless asked (these tests compare
+    training-mode forwards)."""
     torch.manual_seed(0)
+    kw.setdefault("word_dropout", 0.0)
     cfg = HyperIMConfig(vocab_size=30, n_labels=9, max_len=12, n_balls=3, ball_dim=2, **kw)
     return HyperIMModel(cfg).double()
 

@@ -19,7 +19,7 @@ import json
 import shutil
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -250,9 +250,12 @@ RUN_LEGACY_DEFAULTS = {"lazy_word_updates": False}
 
 def recorded_config(saved: dict[str, Any], run_dir: Path) -> TrainConfig:
     """The options a run recorded in ``run.json``; an option it did not record (it started
-    under an earlier version) has the value it had then (:data:`RUN_LEGACY_DEFAULTS`)."""
+    under an earlier version) has the value it had then (:data:`RUN_LEGACY_DEFAULTS`, and
+    the model family's ``RECORDED_DEFAULTS``)."""
     config = {**RUN_LEGACY_DEFAULTS, **saved["config"]}
-    return TrainConfig.from_dict(config, source=str(run_dir / "run.json"))
+    cfg = TrainConfig.from_dict(config, source=str(run_dir / "run.json"))
+    family_defaults = get_family(cfg.model).config_class.RECORDED_DEFAULTS
+    return replace(cfg, model_options={**family_defaults, **cfg.model_options})
 
 
 #: What a run folder holds besides checkpoint.pt; a start that fails before its first

@@ -92,6 +92,9 @@ class ModelConfig:
 
     #: Fields the trainer fills from the data (not user options).
     DATA_FIELDS: ClassVar[tuple[str, ...]] = ("vocab_size", "n_labels", "max_len", "logit_offset")
+    #: Options whose default changed after they came in, with the value they had before: a
+    #: recorded config (``config.json``, ``run.json``) that lacks one was made under it.
+    RECORDED_DEFAULTS: ClassVar[dict[str, Any]] = {}
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -100,6 +103,12 @@ class ModelConfig:
     def from_dict(cls, d: dict[str, Any], source: str = "config") -> ModelConfig:
         check_options(cls, d, source, "[model]")
         return cls(**d)
+
+    @classmethod
+    def from_recorded(cls, d: dict[str, Any], source: str = "config") -> ModelConfig:
+        """:meth:`from_dict` of a config a run or a saved model recorded: an option it lacks
+        takes the value of :attr:`RECORDED_DEFAULTS` (the default when it was recorded)."""
+        return cls.from_dict({**cls.RECORDED_DEFAULTS, **d}, source)
 
     @classmethod
     def option_fields(cls) -> list[Any]:

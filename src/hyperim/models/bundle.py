@@ -146,7 +146,7 @@ def load_bundle(directory: str | Path, device: str = "cpu") -> Bundle:
 
         options = {**LEGACY_DEFAULTS, **options}
     try:
-        mcfg = family.config_class.from_dict(options, source=str(d / "config.json"))
+        mcfg = family.config_class.from_recorded(options, source=str(d / "config.json"))
     except TypeError as e:
         raise DataError(d / "config.json", None, f"invalid model config: {e}") from None
     dtype = config.get("dtype", "float32")
