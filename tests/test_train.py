@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import json
+import math
 import re
 from pathlib import Path
 
@@ -93,11 +95,20 @@ def test_save_load_round_trip_is_exact(tiny_dataset: Path, tmp_path: Path) -> No
     assert (m.predict_proba(texts) == m2.predict_proba(texts)).all()
 
 
-@pytest.mark.parametrize("extra", [{}, {"word_dropout": 0.3}], ids=["plain", "dropout"])
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {},
+        {"word_dropout": 0.3},
+        {"lr_schedule": "cosine", "warmup_steps": 3, "weight_decay": 0.1},
+    ],
+    ids=["plain", "dropout", "schedule"],
+)
 def test_resume_after_interruption_matches_uninterrupted(
     tiny_dataset: Path, tmp_path: Path, interrupt_adam, extra: dict
 ) -> None:
-    """... with dropout too: its masks come from torch's generator, which checkpoints keep."""
+    """... with dropout too (its masks come from torch's generator, which checkpoints keep),
+    and with a learning-rate schedule (a function of the global step)."""
     cfg = TrainConfig.of(**{**TINY, "patience": 9, **extra}, epochs=2)
     train(tiny_dataset, tmp_path / "straight", cfg, progress=False)
 
@@ -221,6 +232,60 @@ def test_optimizers_split_hyperbolic_and_euclidean() -> None:
     assert head == {id(p) for p in model.head.parameters()} - {id(model.head.label_bias)}
     assert id(model.encoder.u) in gru_etc and not gru_etc & head
     assert id(model.head.label_bias) in gru_etc
+
+
+def test_weight_decay_shrinks_weight_matrices_only() -> None:
+    """``weight_decay`` splits each Adam group into its decayed matrices and the rest; with a
+    zero gradient one step multiplies a matrix by ``1 - lr · wd`` and leaves biases and the
+    hyperbolic parameters alone. At 0 the groups are those of before (checkpoints resume)."""
+    from hyperim.models import HyperIMConfig, HyperIMModel
+    from hyperim.models.euclidean import EuclideanIMConfig, EuclideanIMModel
+
+    model = HyperIMModel(HyperIMConfig(vocab_size=10, n_labels=3, max_len=4, n_balls=2))
+    plain = model.configure_optimizers(TrainConfig(lr=1e-3))
+    assert [len(o.param_groups) for o in plain] == [2, 2]
+    radam, adam = model.configure_optimizers(TrainConfig(lr=0.1, weight_decay=0.5))
+    decays = {id(p): g["weight_decay"] for g in adam.param_groups for p in g["params"]}
+    assert decays[id(model.encoder.u)] == 0.5 and decays[id(model.head.label_bias)] == 0.0
+    assert all(g["weight_decay"] == 0 for g in radam.param_groups)
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    for p in model.parameters():
+        p.grad = torch.zeros_like(p)
+    radam.step()
+    adam.step()
+    for name, p in model.named_parameters():
+        factor = 1 - 0.1 * 0.5 if decays.get(id(p), 0.0) else 1.0
+        torch.testing.assert_close(p.detach(), before[name] * factor, msg=name)
+    # a Euclidean word table is not decayed either
+    eu = EuclideanIMModel(EuclideanIMConfig(vocab_size=10, n_labels=3, max_len=4, dim=4))
+    (adam,) = eu.configure_optimizers(TrainConfig(weight_decay=0.5))
+    decays = {id(p): g["weight_decay"] for g in adam.param_groups for p in g["params"]}
+    assert decays[id(eu.words)] == 0.0 and max(decays.values()) == 0.5
+
+
+def test_learning_rate_schedules() -> None:
+    from hyperim.optim import lr_factor, scale_learning_rates
+
+    assert [lr_factor(s, 10) for s in (0, 5, 9)] == [1.0, 1.0, 1.0]
+    assert [lr_factor(s, 10, warmup=4) for s in range(5)] == [0.25, 0.5, 0.75, 1.0, 1.0]
+    cos = [lr_factor(s, 12, warmup=2, schedule="cosine") for s in range(12)]
+    assert cos[:3] == [0.5, 1.0, 1.0] and cos[-1] == pytest.approx(
+        0.5 * (1 + math.cos(0.9 * math.pi))
+    )
+    assert all(a >= b for a, b in itertools.pairwise(cos[1:]))  # decays after warm-up
+    assert lr_factor(7, 12, warmup=2, schedule="cosine") == pytest.approx(0.5)  # halfway
+    assert lr_factor(7, 12, warmup=2, schedule="linear") == pytest.approx(0.5)
+    assert lr_factor(12, 12, schedule="linear") == 0.0  # clamped past the end
+    with pytest.raises(ValueError, match="unknown schedule"):
+        lr_factor(0, 10, schedule="step")
+    opt = torch.optim.Adam([{"params": [torch.zeros(2, requires_grad=True)], "lr": 0.2}])
+    scale_learning_rates([opt], 0.5)
+    scale_learning_rates([opt], 0.25)  # always relative to the rate the group started at
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.05)
+    with pytest.raises(HyperIMError, match="lr_schedule must be one of"):
+        TrainConfig.of(lr_schedule="step").validate()
+    with pytest.raises(HyperIMError, match="weight_decay must be >= 0"):
+        TrainConfig.of(weight_decay=-1).validate()
 
 
 def test_time_budget_ends_the_running_epoch(tiny_dataset: Path, tmp_path: Path) -> None:

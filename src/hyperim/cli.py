@@ -149,6 +149,24 @@ def train(
             help="Adam lr of the prediction layers (default: --lr).",
         ),
     ] = None,
+    lr_schedule: Annotated[
+        Optional[str],
+        typer.Option(
+            show_default=_default("lr_schedule"),
+            help="constant | cosine | linear (decay to 0 at the last epoch).",
+        ),
+    ] = None,
+    warmup_steps: Annotated[
+        Optional[int],
+        typer.Option(show_default=_default("warmup_steps"), help="Linear lr warm-up steps."),
+    ] = None,
+    weight_decay: Annotated[
+        Optional[float],
+        typer.Option(
+            show_default=_default("weight_decay"),
+            help="Decoupled (AdamW) decay of the Euclidean weight matrices.",
+        ),
+    ] = None,
     negatives: Annotated[
         Optional[int],
         typer.Option(
@@ -216,6 +234,9 @@ def train(
         hyper_lr=hyper_lr,
         word_lr=word_lr,
         head_lr=head_lr,
+        lr_schedule=lr_schedule,
+        warmup_steps=warmup_steps,
+        weight_decay=weight_decay,
         negatives=negatives,
         max_len=max_len,
         dtype=dtype,

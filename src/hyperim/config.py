@@ -28,6 +28,7 @@ from typing import Any
 from hyperim.errors import DataError, HyperIMError
 from hyperim.models.base import ModelConfig, check_options, type_ok
 from hyperim.models.registry import DEFAULT_FAMILY, get_family
+from hyperim.optim import SCHEDULES
 from hyperim.thresholds import POLICIES
 
 #: Early-stopping metrics: the validation metrics, and ``blend`` (the mean of nDCG@5 and the
@@ -59,6 +60,12 @@ class TrainConfig:
     # but learns slower: a word then moves one step per batch it is in instead of drifting on
     # its momentum after it (valid nDCG@5 68.0 after epoch 1 against 71.3; BENCHMARKS.md)
     lazy_word_updates: bool = False
+    # the learning rates over the run's steps (hyperim.optim.lr_factor): constant (the
+    # paper's), cosine or linear decay to 0 at the end of `epochs`, after a linear warm-up of
+    # warmup_steps; weight_decay: decoupled (AdamW) decay of the Euclidean weight matrices
+    lr_schedule: str = "constant"
+    warmup_steps: int = 0
+    weight_decay: float = 0.0
     negatives: int = 100  # sampled negatives per document (Eq. 7); 0 = every label
     seed: int = 0
     dtype: str = "float32"
@@ -170,6 +177,9 @@ class TrainConfig:
             (self.word_lr is None or self.word_lr > 0, "word_lr must be > 0"),
             (self.head_lr is None or self.head_lr > 0, "head_lr must be > 0"),
             (self.negatives >= 0, "negatives must be >= 0"),
+            (self.lr_schedule in SCHEDULES, f"lr_schedule must be one of {', '.join(SCHEDULES)}"),
+            (self.warmup_steps >= 0, "warmup_steps must be >= 0"),
+            (self.weight_decay >= 0, "weight_decay must be >= 0"),
             (self.dtype in ("float32", "float64"), "dtype must be float32 or float64"),
             (0 < self.threshold < 1, "threshold must be in (0, 1)"),
             (self.metric in METRICS, f"metric must be one of {' '.join(METRICS)}"),

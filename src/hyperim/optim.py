@@ -18,6 +18,8 @@ was a quarter to a half of a training step (BENCHMARKS.md).
 
 from __future__ import annotations
 
+import math
+
 import geoopt
 import torch
 from geoopt.tensor import ManifoldParameter, ManifoldTensor
@@ -139,6 +141,7 @@ def make_optimizers(
     words: torch.nn.Parameter | None = None,
     head: torch.nn.Module | None = None,
     lazy_words: bool = False,
+    weight_decay: float = 0.0,
 ) -> list[torch.optim.Optimizer]:
     """Riemannian Adam for ``ManifoldParameter``s, Adam for the Euclidean rest at ``lr``; the
     groups a family's ``configure_optimizers`` builds from its word table and head.
@@ -158,6 +161,11 @@ def make_optimizers(
     own group at ``head_lr`` (default ``lr``): their inputs, the scores ``s_i``, are all about
     equally negative, so one Adam step moves every weight of ``W^f`` the same way and shifts
     every logit by about ``lr · |s| · T``.
+
+    ``weight_decay`` > 0 decays the Euclidean weight matrices (``ndim >= 2``: the GRU's and
+    Eq. (6)'s) decoupled from the gradient, as AdamW: ``θ <- θ (1 - lr · weight_decay)`` each
+    step; biases, the label bias and embedding tables are not decayed (each such group is
+    split in two). At 0 the groups are those of earlier versions, so their checkpoints resume.
     """
     hyper_lr = hyper_lr or lr
     params = list(model.parameters())
@@ -178,7 +186,15 @@ def make_optimizers(
         eucl_groups.insert(0, {"params": [words], "lr": word_lr or lr})
     if head_ids:
         eucl_groups.append({"params": [p for p in eucl if id(p) in head_ids], "lr": head_lr or lr})
-    adam = torch.optim.Adam(eucl_groups, lr=lr)
+    if weight_decay > 0:
+        eucl_groups = [
+            part
+            for g in eucl_groups
+            for part in _split_decayed(g, weight_decay, None if riemannian else words)
+        ]
+        adam = torch.optim.Adam(eucl_groups, lr=lr, decoupled_weight_decay=True)
+    else:
+        adam = torch.optim.Adam(eucl_groups, lr=lr)
     if not (hyper or riemannian):
         return [adam]
     groups = [{"params": hyper, "lr": hyper_lr}]
@@ -186,3 +202,47 @@ def make_optimizers(
         rows = "touched" if lazy_words else "all"
         groups.insert(0, {"params": [words], "lr": word_lr or hyper_lr, "rows": rows})
     return [RiemannianAdam(groups, lr=hyper_lr), adam]
+
+
+def _split_decayed(
+    group: dict, weight_decay: float, words: torch.nn.Parameter | None
+) -> list[dict]:
+    """``group`` as its decayed weight matrices and the rest (empty parts dropped)."""
+    decay = [p for p in group["params"] if p.ndim >= 2 and p is not words]
+    keep = [p for p in group["params"] if not (p.ndim >= 2 and p is not words)]
+    parts = [{**group, "params": decay, "weight_decay": weight_decay}]
+    parts.append({**group, "params": keep, "weight_decay": 0.0})
+    return [g for g in parts if g["params"]]
+
+
+#: Learning-rate schedules over a run's training steps (:func:`lr_factor`).
+SCHEDULES = ("constant", "cosine", "linear")
+
+
+def lr_factor(step: int, total: int, warmup: int = 0, schedule: str = "constant") -> float:
+    """The factor on every group's learning rate at training step ``step`` (0-based) of
+    ``total``: a linear warm-up ``(step + 1) / warmup`` over the first ``warmup`` steps, then
+
+    - ``constant``: 1 (the paper's Adam at a fixed rate);
+    - ``cosine``: ``(1 + cos(π t)) / 2``, ``t = (step - warmup) / (total - warmup)``;
+    - ``linear``: ``1 - t``.
+
+    A pure function of the step, so a resumed run continues the same schedule.
+    """
+    if schedule not in SCHEDULES:
+        raise ValueError(f"unknown schedule {schedule!r}")
+    if step < warmup:
+        return (step + 1) / warmup
+    if schedule == "constant" or total <= warmup:
+        return 1.0
+    t = min(1.0, (step - warmup) / (total - warmup))
+    return 0.5 * (1.0 + math.cos(math.pi * t)) if schedule == "cosine" else 1.0 - t
+
+
+def scale_learning_rates(optimizers: list[torch.optim.Optimizer], factor: float) -> None:
+    """Set each group's ``lr`` to ``factor`` times its ``initial_lr`` (recorded the first
+    time: the rate the group was built with)."""
+    for opt in optimizers:
+        for group in opt.param_groups:
+            group.setdefault("initial_lr", group["lr"])
+            group["lr"] = group["initial_lr"] * factor

@@ -49,6 +49,7 @@ from hyperim.models.base import TextModel, TrainingData, sampling_logit_offset
 from hyperim.models.bundle import build_model as build_family_model
 from hyperim.models.bundle import save_bundle
 from hyperim.models.registry import get_family
+from hyperim.optim import lr_factor, scale_learning_rates
 from hyperim.thresholds import LabelThresholds, hierarchy_thresholds
 
 __all__ = ["TrainConfig", "build_model", "prepare", "sampling_logit_offset", "train"]
@@ -245,7 +246,12 @@ RESUMABLE = (
 
 #: Training options added since runs began to record their options, at the value that runs
 #: without them had: resuming such a run keeps doing what it did.
-RUN_LEGACY_DEFAULTS = {"lazy_word_updates": False}
+RUN_LEGACY_DEFAULTS = {
+    "lazy_word_updates": False,
+    "lr_schedule": "constant",
+    "warmup_steps": 0,
+    "weight_decay": 0.0,
+}
 
 
 def recorded_config(saved: dict[str, Any], run_dir: Path) -> TrainConfig:
@@ -612,6 +618,16 @@ def _train(
                 labels, targets, tmask = (
                     None if x is None else x[rows].to(device) for x in (labels, targets, tmask)
                 )
+                if cfg.lr_schedule != "constant" or cfg.warmup_steps:
+                    scale_learning_rates(
+                        optimizers,
+                        lr_factor(
+                            epoch * len(batches) + step,
+                            cfg.epochs * len(batches),
+                            cfg.warmup_steps,
+                            cfg.lr_schedule,
+                        ),
+                    )
                 loss = optimisation_step(
                     net,
                     optimizers,

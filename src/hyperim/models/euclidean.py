@@ -160,7 +160,14 @@ class EuclideanIMModel(TextModel):
 
         t = train_config
         return make_optimizers(
-            self, t.lr, None, t.word_lr, t.head_lr, words=self.words, head=self.head
+            self,
+            t.lr,
+            None,
+            t.word_lr,
+            t.head_lr,
+            words=self.words,
+            head=self.head,
+            weight_decay=t.weight_decay,
         )
 
     # ---------------------------------------------------------------- starts

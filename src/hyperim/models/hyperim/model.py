@@ -195,6 +195,7 @@ class HyperIMModel(TextModel):
             words=self.words.weight,
             head=self.head,
             lazy_words=t.lazy_word_updates,
+            weight_decay=t.weight_decay,
         )
 
     def init_from_data(self, data: TrainingData) -> None:
