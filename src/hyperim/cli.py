@@ -904,7 +904,7 @@ def baseline_tfidf(
             help="Label-set thresholds chosen on the validation split, as train's: "
             "fixed | global | per-level | per-label | auto (F1 at 0.5 is reported too)."
         ),
-    ] = "fixed",
+    ] = "auto",
     label_closure: Annotated[
         bool, typer.Option("--label-closure", help="A predicted label brings its ancestors.")
     ] = False,
