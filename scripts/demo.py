@@ -1,7 +1,7 @@
 """`make demo`: train HyperIM on the bundled debtags data, evaluate on its test split, print the
 metrics table beside the label-frequency ranking, and a few predictions with their evidence.
 
-The demo trains two epochs (``--epochs``) so it ends in about 12 minutes on a 2-core CPU; a plain
+The demo trains two epochs (``--epochs``) so it ends in about 20 minutes on a 2-core CPU; a plain
 ``hyperim train`` trains until early stopping and reaches the figures in BENCHMARKS.md.
 """
 
