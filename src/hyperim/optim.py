@@ -187,14 +187,8 @@ def make_optimizers(
     if head_ids:
         eucl_groups.append({"params": [p for p in eucl if id(p) in head_ids], "lr": head_lr or lr})
     if weight_decay > 0:
-        eucl_groups = [
-            part
-            for g in eucl_groups
-            for part in _split_decayed(g, weight_decay, None if riemannian else words)
-        ]
-        adam = torch.optim.Adam(eucl_groups, lr=lr, decoupled_weight_decay=True)
-    else:
-        adam = torch.optim.Adam(eucl_groups, lr=lr)
+        eucl_groups = [part for g in eucl_groups for part in _split_decayed(g, weight_decay, words)]
+    adam = torch.optim.Adam(eucl_groups, lr=lr, decoupled_weight_decay=weight_decay > 0)
     if not (hyper or riemannian):
         return [adam]
     groups = [{"params": hyper, "lr": hyper_lr}]
@@ -207,11 +201,15 @@ def make_optimizers(
 def _split_decayed(
     group: dict, weight_decay: float, words: torch.nn.Parameter | None
 ) -> list[dict]:
-    """``group`` as its decayed weight matrices and the rest (empty parts dropped)."""
-    decay = [p for p in group["params"] if p.ndim >= 2 and p is not words]
-    keep = [p for p in group["params"] if not (p.ndim >= 2 and p is not words)]
-    parts = [{**group, "params": decay, "weight_decay": weight_decay}]
-    parts.append({**group, "params": keep, "weight_decay": 0.0})
+    """``group`` as its decayed weight matrices (not ``words``) and the rest (empty parts
+    dropped)."""
+    decay, keep = [], []
+    for p in group["params"]:
+        (decay if p.ndim >= 2 and p is not words else keep).append(p)
+    parts = [
+        {**group, "params": decay, "weight_decay": weight_decay},
+        {**group, "params": keep, "weight_decay": 0.0},
+    ]
     return [g for g in parts if g["params"]]
 
 
