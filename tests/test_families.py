@@ -348,3 +348,35 @@ def test_benchmark_through_the_cli(tiny_dataset: Path, tmp_path: Path) -> None:
         assert needle in p.stderr
     p = run("ablation", *common, "--dims", "2,3", "--epochs", "1")
     assert p.returncode == 2 and "dimension must be even" in p.stderr
+
+
+def test_trainer_honours_a_family_that_scores_every_label_and_reads_sizes_from_data(
+    tiny_dataset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """scores_every_label: all labels, no sampled negatives, no logit offset;
+    config_for_data: the data fixes a size before the model is built, saved in config.json."""
+    from dataclasses import replace
+
+    from hyperim.models.euclidean import EuclideanIMModel
+
+    seen: list[object] = []
+    forward = EuclideanIMModel.forward
+
+    def spy(self, tokens, mask, labels=None, targets=None, target_mask=None):
+        seen.append(labels)
+        return forward(self, tokens, mask, labels, targets, target_mask)
+
+    def sized(cls, config, data):  # e.g. a size the hierarchy fixes
+        return replace(config, dim=len(data.labels) + 1)
+
+    monkeypatch.setattr(EuclideanIMModel, "scores_every_label", True)
+    monkeypatch.setattr(EuclideanIMModel, "config_for_data", classmethod(sized))
+    monkeypatch.setattr(EuclideanIMModel, "forward", spy)
+    train(tiny_dataset, tmp_path / "run", config("euclidean", epochs=1), progress=False)
+    assert seen and all(x is None for x in seen)  # negatives=3 in COMMON: not sampled
+    saved = json.loads((tmp_path / "run" / "model" / "config.json").read_text())["model"]
+    n_labels = len(load_dataset(tiny_dataset).labels)
+    assert saved["logit_offset"] == 0.0 and saved["dim"] == n_labels + 1
+    monkeypatch.undo()
+    again = HyperIM.from_pretrained(tmp_path / "run")  # loads without the data
+    assert again.model.config.dim == n_labels + 1

@@ -125,12 +125,19 @@ def training_data(prep: Prepared, cfg: TrainConfig, run_dir: Path, quiet: bool =
 
 
 def build_model(
-    cfg: TrainConfig, vocab_size: int, n_labels: int, logit_offset: float = 0.0
+    cfg: TrainConfig,
+    vocab_size: int,
+    n_labels: int,
+    logit_offset: float = 0.0,
+    data: TrainingData | None = None,
 ) -> TextModel:
-    """A fresh model of ``cfg.model`` with ``cfg.model_options`` and the data's sizes."""
+    """A fresh model of ``cfg.model`` with ``cfg.model_options`` and the data's sizes (and,
+    given ``data``, the sizes the family reads from it: :meth:`TextModel.config_for_data`)."""
     mcfg = cfg.model_config().with_data(
         vocab_size=vocab_size, n_labels=n_labels, max_len=cfg.max_len, logit_offset=logit_offset
     )
+    if data is not None:
+        mcfg = get_family(cfg.model).model_class.config_for_data(mcfg, data)
     return build_family_model(cfg.model, mcfg.validate(), cfg.dtype)
 
 
@@ -511,8 +518,11 @@ def _train(
         atomic_write_text(run_dir / "run.json", json.dumps(run, indent=2) + "\n")
     device = resolve_device(device_name)
     mean_positives = float(np.mean([len(x) for x in prep.train.labels]))
-    offset = sampling_logit_offset(cfg.negatives, len(prep.labels), mean_positives)
-    model = build_model(cfg, len(prep.vocab), len(prep.labels), offset)
+    # a family whose loss needs every label's logit is given all of them (no sampling)
+    negatives = 0 if get_family(cfg.model).model_class.scores_every_label else cfg.negatives
+    offset = sampling_logit_offset(negatives, len(prep.labels), mean_positives)
+    sizes = training_data(prep, cfg, run_dir, quiet=True)  # what the architecture reads
+    model = build_model(cfg, len(prep.vocab), len(prep.labels), offset, sizes)
     if not (resume and ckpt_path.exists()):  # the family's start: priors, pre-trained tables
         if ctx.is_main:  # rank 0 pre-trains into the cache; the others then read it
             model.init_from_data(training_data(prep, cfg, run_dir))
@@ -611,7 +621,7 @@ def _train(
                     state["step"] = step + 1
                     continue
                 labels, targets, tmask = label_targets(
-                    [prep.train.labels[i] for i in idx], n_labels, cfg.negatives, gen
+                    [prep.train.labels[i] for i in idx], n_labels, negatives, gen
                 )
                 rows = ctx.rows(len(idx))  # this rank's share of the global batch
                 tokens, mask = pad_tokens([prep.train.tokens[i] for i in idx[rows]])

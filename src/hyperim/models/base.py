@@ -17,6 +17,10 @@ protocol:
     The family's optimisers and parameter groups (Riemannian vs Euclidean).
 ``init_from_data(data)``
     Its start from the training data: label priors, pre-trained tables.
+``config_for_data(config, data)`` (classmethod, optional)
+    Architecture sizes the data fixes (levels of the hierarchy), before the model is built.
+``scores_every_label`` (class attribute)
+    True when the loss needs every label's logit: the trainer then samples no negatives.
 
 Built on those, :meth:`TextModel.score_all` scores every label in chunks and
 :meth:`TextModel.topk` keeps a streaming top-k over label chunks (:func:`merge_topk`), so no
@@ -201,6 +205,10 @@ class TextModel(nn.Module):
     model_type: ClassVar[str] = ""
     config_class: ClassVar[type[ModelConfig]] = ModelConfig
     config: ModelConfig
+    #: True for a family whose loss needs every label's logit (a penalty over the hierarchy,
+    #: one output per level): the trainer then scores all labels and samples no negatives
+    #: (``--negatives`` does not apply to it).
+    scores_every_label: ClassVar[bool] = False
 
     @classmethod
     def extra_vocabulary(cls, config: ModelConfig) -> list[str]:
@@ -239,6 +247,14 @@ class TextModel(nn.Module):
 
     def configure_optimizers(self, train_config: Any) -> list[torch.optim.Optimizer]:
         raise NotImplementedError
+
+    @classmethod
+    def config_for_data(cls, config: ModelConfig, data: TrainingData) -> ModelConfig:
+        """The config with the architecture's sizes that the training data fixes (HMCN-F: the
+        hierarchy's number of levels); called by the trainer before the model is built. The
+        result is saved in ``config.json``, so loading a model needs no data. Default:
+        ``config`` unchanged."""
+        return config
 
     def init_from_data(self, data: TrainingData) -> None:
         """Start from the data (label priors, pre-trained tables); default: nothing."""
