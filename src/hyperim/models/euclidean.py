@@ -17,7 +17,6 @@ GloVe/word2vec text file, or at random.
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,7 +25,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from hyperim.atomic import atomic_write_bytes
 from hyperim.errors import HyperIMError
 from hyperim.geometry.euclidean import euclidean_pairwise_dist
 from hyperim.models.base import (
@@ -36,10 +34,16 @@ from hyperim.models.base import (
     bce_loss,
     prior_logits,
 )
+from hyperim.models.starts import (
+    WORD_INITS,
+    cached_table,
+    copy_rows,
+    euclidean_word_table,
+    word_init_ok,
+)
 from hyperim.nn.head import ACTIVATIONS, PredictionHead
 
 LABEL_INITS = ("auto", "random", "hierarchy")
-WORD_INITS = ("random", "glove", "glove6b")
 
 
 @dataclass
@@ -72,7 +76,7 @@ class EuclideanIMConfig(ModelConfig):
                 f"label_init must be one of {', '.join(LABEL_INITS)} or a vectors file",
             ),
             (
-                self.word_init in WORD_INITS or Path(self.word_init).expanduser().is_file(),
+                word_init_ok(self.word_init),
                 f"word_init must be one of {', '.join(WORD_INITS)} or a GloVe/word2vec file",
             ),
         ]
@@ -177,29 +181,10 @@ class EuclideanIMModel(TextModel):
             self.head.start_at_prior(prior_logits(data.label_lists, c.n_labels, c.logit_offset))
         table = _label_table(c, data)
         if table is not None:
-            _copy_rows(self.labels, *table)
-        table = _word_table(c, data)
+            copy_rows(self.labels, *table)
+        table = euclidean_word_table(c.word_init, c.dim, data)
         if table is not None:
-            _copy_rows(self.words, *table)
-
-
-@torch.no_grad()
-def _copy_rows(param: nn.Parameter, table: np.ndarray, found: np.ndarray) -> None:
-    rows = torch.from_numpy(np.flatnonzero(found))
-    param[rows] = torch.from_numpy(table[found]).to(param)
-
-
-def _cached(path: Path, make) -> tuple[np.ndarray, np.ndarray]:
-    """``(table, found)`` from ``path`` (``.npz``) or ``make()``, then written there."""
-    if path.exists():
-        with np.load(path) as z:
-            return z["table"], z["found"]
-    table, found = make()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    buf = io.BytesIO()
-    np.savez(buf, table=table, found=found)
-    atomic_write_bytes(path, lambda f: f.write(buf.getvalue()))
-    return table, found
+            copy_rows(self.words, *table)
 
 
 def _label_table(c: EuclideanIMConfig, data: TrainingData):
@@ -223,7 +208,7 @@ def _label_table(c: EuclideanIMConfig, data: TrainingData):
             nodes, points, _ = train_euclidean_hierarchy(hierarchy.edges, c.dim, seed=data.seed)
             return _align(nodes, points.numpy(), names, c.dim, "hierarchy embedding")
 
-        table, found = _cached(data.cache / f"labels.euclidean-hierarchy.{c.dim}d.npz", make)
+        table, found = cached_table(data.cache / f"labels.euclidean-hierarchy.{c.dim}d.npz", make)
         # Eq. (2) sets the arrangement, not the scale the classifier starts at (its labels lie
         # 4-6 from the origin at 2-10 dimensions, far from encoded words of norm < sqrt(k)):
         # scaled to the random start's RMS norm, E-hier differs from E-rand in arrangement only
@@ -236,40 +221,6 @@ def _label_table(c: EuclideanIMConfig, data: TrainingData):
         nodes, vectors = load_word_vectors(spec)
         table, found = _align(nodes, vectors, names, c.dim, spec)
     data.log(f"label init ({spec}): {int(found.sum())}/{len(names)} labels found")
-    return table, found
-
-
-def _word_table(c: EuclideanIMConfig, data: TrainingData):
-    spec = c.word_init
-    if spec == "random":
-        return None
-    tokens = data.vocab.tokens
-    if spec == "glove":
-
-        def make():
-            from hyperim.pretrain.cooccurrence import cooccurrence_matrix, encode_corpus
-            from hyperim.pretrain.euclidean import train_euclidean_glove
-
-            cooc = cooccurrence_matrix(encode_corpus(data.documents, data.vocab), len(tokens))
-            data.log(f"pre-training {c.dim}-d GloVe on {cooc.nnz:,} co-occurrences")
-            vectors, _ = train_euclidean_glove(cooc, c.dim, seed=data.seed)
-            found = np.ones(len(tokens), dtype=bool)
-            return vectors.numpy().astype(np.float32), found
-
-        table, found = _cached(data.cache / f"words.euclidean-glove.{c.dim}d.npz", make)
-    else:
-        from hyperim.pretrain.vectors import load_word_vectors, vectors_for_vocab
-
-        names, vectors = load_word_vectors(spec)
-        if vectors.shape[1] != c.dim:
-            raise HyperIMError(
-                f"word_init {spec}: vectors of dimension {vectors.shape[1]} for a model of "
-                f"dim {c.dim}; give --dim {vectors.shape[1]}"
-            )
-        table, found = vectors_for_vocab(names, vectors, tokens)
-    found = found.copy()
-    found[:2] = False  # <pad>, <unk> keep their own start
-    data.log(f"word init ({spec}): {int(found.sum())}/{len(tokens)} words found")
     return table, found
 
 
