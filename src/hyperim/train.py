@@ -121,6 +121,7 @@ def training_data(prep: Prepared, cfg: TrainConfig, run_dir: Path, quiet: bool =
         seed=cfg.seed,
         cache=run_dir / "pretrained",
         log=log,
+        token_ids=prep.train.tokens,
     )
 
 
@@ -519,7 +520,12 @@ def _train(
     device = resolve_device(device_name)
     mean_positives = float(np.mean([len(x) for x in prep.train.labels]))
     # a family whose loss needs every label's logit is given all of them (no sampling)
-    negatives = 0 if get_family(cfg.model).model_class.scores_every_label else cfg.negatives
+    family = get_family(cfg.model).model_class
+    negatives = 0 if family.scores_every_label else cfg.negatives
+    if not family.trained_by_gradients and ctx.enabled:
+        raise HyperIMError(
+            f"model {cfg.model} is fitted in closed form by one process; run it without torchrun"
+        )
     offset = sampling_logit_offset(negatives, len(prep.labels), mean_positives)
     sizes = training_data(prep, cfg, run_dir, quiet=True)  # what the architecture reads
     model = build_model(cfg, len(prep.vocab), len(prep.labels), offset, sizes)
@@ -535,7 +541,7 @@ def _train(
         net = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None
         )
-    optimizers = model.configure_optimizers(cfg)
+    optimizers = model.configure_optimizers(cfg) if family.trained_by_gradients else []
     gen = torch.Generator().manual_seed(cfg.seed)
     state = {
         "epoch": 0,
@@ -593,6 +599,17 @@ def _train(
         if cfg.max_steps_per_epoch:
             batches = batches[: cfg.max_steps_per_epoch]
         t0, docs = time.time(), 0  # docs: this process's pace, since it started or resumed
+        if not family.trained_by_gradients:  # fitted once (SLEEC): the fit is its one epoch
+            batches = []
+            say(f"fitting {cfg.model} on {len(prep.train)} training documents")
+            fit_losses = model.fit(training_data(prep, cfg, run_dir))
+            state.update(
+                loss_sum=fit_losses[-1] if fit_losses else float("nan"),
+                loss_n=1,
+                fit_losses=fit_losses,
+                epoch_documents=len(prep.train),
+                done_after_epoch=True,
+            )
         log_lines, log_every = not show and ctx.is_main, max(1, len(batches) // 10)
         spent = state.get("train_seconds", 0.0)
         with _progress(not show) as bar:
@@ -698,6 +715,8 @@ def _train(
                 "documents": state.get("epoch_documents", 0),
                 "valid": metrics,
             }
+            if "fit_losses" in state:  # a closed-form fit: its objective per iteration
+                record["fit_losses"] = state["fit_losses"]
         record = ctx.broadcast(record)
         metrics = record["valid"]
         state["history"].append(record)
@@ -730,6 +749,8 @@ def _train(
             state["done"] = True
         if state.get("out_of_time"):
             say(f"time budget of {cfg.max_minutes:g} min spent: training stops here")
+            state["done"] = True
+        if state.get("done_after_epoch"):
             state["done"] = True
         if ctx.is_main:
             atomic_write_text(

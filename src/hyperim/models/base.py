@@ -21,6 +21,9 @@ protocol:
     Architecture sizes the data fixes (levels of the hierarchy), before the model is built.
 ``scores_every_label`` (class attribute)
     True when the loss needs every label's logit: the trainer then samples no negatives.
+``trained_by_gradients`` (class attribute) and ``fit(data) -> losses``
+    False for a family fitted once in closed form (SLEEC): the trainer calls ``fit`` instead
+    of the optimisation steps, then validates, chooses thresholds and saves as for any other.
 
 Built on those, :meth:`TextModel.score_all` scores every label in chunks and
 :meth:`TextModel.topk` keeps a streaming top-k over label chunks (:func:`merge_topk`), so no
@@ -29,6 +32,7 @@ family needs a ``(batch, n_labels)`` matrix to predict.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, fields
@@ -143,6 +147,9 @@ class TrainingData:
     seed: int = 0
     cache: Path = field(default_factory=lambda: Path("pretrained"))  # pre-trained tables
     log: Callable[[str], None] = print
+    # training documents' token ids as the model sees them (vocabulary ids, truncated to
+    # max_len, unpadded); empty where the caller did not encode them
+    token_ids: Sequence[np.ndarray] = ()
 
 
 def sampling_logit_offset(negatives: int, n_labels: int, mean_positives: float) -> float:
@@ -209,6 +216,9 @@ class TextModel(nn.Module):
     #: one output per level): the trainer then scores all labels and samples no negatives
     #: (``--negatives`` does not apply to it).
     scores_every_label: ClassVar[bool] = False
+    #: False for a family fitted once without gradients (:meth:`fit`): the trainer then runs
+    #: no optimisation steps and one "epoch" (the fit, then validation as for any family).
+    trained_by_gradients: ClassVar[bool] = True
 
     @classmethod
     def extra_vocabulary(cls, config: ModelConfig) -> list[str]:
@@ -259,6 +269,12 @@ class TextModel(nn.Module):
     def init_from_data(self, data: TrainingData) -> None:
         """Start from the data (label priors, pre-trained tables); default: nothing."""
 
+    def fit(self, data: TrainingData) -> list[float]:
+        """A family that is not :attr:`trained_by_gradients`: fit its state (buffers) to the
+        training data (``data.token_ids`` and ``data.label_lists``) and return its fitting
+        objective, one value per iteration of its own solver."""
+        raise NotImplementedError(f"{type(self).__name__} is trained by gradients")
+
     @classmethod
     def upgrade_state_dict(cls, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Rename tensors saved by an older version of the family (default: none)."""
@@ -271,11 +287,12 @@ class TextModel(nn.Module):
 
     @property
     def device(self) -> torch.device:
-        return next(self.parameters()).device
+        return next(itertools.chain(self.parameters(), self.buffers())).device
 
     @property
     def dtype(self) -> torch.dtype:
-        return next(p for p in self.parameters() if p.is_floating_point()).dtype
+        tensors = itertools.chain(self.parameters(), self.buffers())
+        return next(p for p in tensors if p.is_floating_point()).dtype
 
     @torch.no_grad()
     def score_all(

@@ -27,6 +27,11 @@ FAMILIES: dict[str, tuple[str, str, str]] = {
         "EuclideanIMModel",
         "EuclideanIM: the same architecture in R^k with a standard GRU (the paper's ablation)",
     ),
+    "sleec": (
+        "hyperim.models.sleec",
+        "SLEECModel",
+        "SLEEC: local label-vector embeddings, k-nearest-neighbour votes, an ensemble (baseline)",
+    ),
 }
 
 DEFAULT_FAMILY = "hyperim"
