@@ -683,6 +683,7 @@ def _train(
                 state["step"] = step + 1
                 state["loss_sum"] += loss.item()
                 state["loss_n"] += 1
+                state["train_steps"] = state.get("train_steps", 0) + 1  # over the whole run
                 bar.update(
                     task,
                     advance=1,
@@ -762,6 +763,7 @@ def _train(
         cfg.metric: state["best"],
         "epochs_run": state["epoch"],
         "train_seconds": round(state.get("train_seconds", 0.0), 2),
+        "train_steps": state.get("train_steps", 0),  # 0 for a family fitted in closed form
         "out_of_time": bool(state.get("out_of_time", False)),
         "model": str(run_dir / "model"),
     }
