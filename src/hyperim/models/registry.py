@@ -27,6 +27,11 @@ FAMILIES: dict[str, tuple[str, str, str]] = {
         "EuclideanIMModel",
         "EuclideanIM: the same architecture in R^k with a standard GRU (the paper's ablation)",
     ),
+    "exam": (
+        "hyperim.models.exam",
+        "EXAMModel",
+        "EXAM: BiGRU words · random class embeddings, an MLP over positions (a baseline)",
+    ),
 }
 
 DEFAULT_FAMILY = "hyperim"
