@@ -27,6 +27,7 @@ SMALL = {
     "hyperim": dict(n_balls=4, ball_dim=2, label_init="random", word_init="random"),
     "euclidean": dict(dim=8, label_init="random", word_init="random"),
     "sleec": dict(dim=8, learners=2, cluster_size=80, k=5),
+    "exam": dict(word_dim=8, hidden_dim=8, label_dim=16, word_init="random"),
 }
 
 #: Training options per family for the learning test (default: 8 epochs at COMMON's).
@@ -139,6 +140,16 @@ def test_cli_trains_and_predicts_every_family(tiny_dataset: Path, tmp_path: Path
         ],
         "euclidean": ["--dim", "6", "--label-init", "hierarchy", "--word-init", "random"],
         "sleec": ["--dim", "6", "--learners", "2", "--cluster-size", "80"],
+        "exam": [
+            "--word-dim",
+            "6",
+            "--hidden-dim",
+            "4",
+            "--label-dim",
+            "12",
+            "--word-init",
+            "glove",
+        ],
     }
     for family, extra in flags.items():
         out = tmp_path / family
@@ -164,6 +175,9 @@ def test_cli_trains_and_predicts_every_family(tiny_dataset: Path, tmp_path: Path
         elif family == "sleec":  # the data fixed its sizes: 160 documents, 2 clusters
             assert (cfg["model"]["learners"], cfg["model"]["n_train"]) == (2, 160)
             assert cfg["model"]["n_clusters"] == 2
+        elif family == "exam":
+            assert (cfg["model"]["word_dim"], cfg["model"]["label_dim"]) == (6, 12)
+            assert list((out / "pretrained").glob("words.euclidean-glove.6d.npz"))
         p = run("predict", "--model", str(out), "--json", "cat kitten meow")
         assert p.returncode == 0, p.stderr
         assert len(json.loads(p.stdout)["labels"]) == 5

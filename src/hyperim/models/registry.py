@@ -32,6 +32,11 @@ FAMILIES: dict[str, tuple[str, str, str]] = {
         "SLEECModel",
         "SLEEC: local label-vector embeddings, k-nearest-neighbour votes, an ensemble (baseline)",
     ),
+    "exam": (
+        "hyperim.models.exam",
+        "EXAMModel",
+        "EXAM: BiGRU words · random class embeddings, an MLP over positions (a baseline)",
+    ),
 }
 
 DEFAULT_FAMILY = "hyperim"
