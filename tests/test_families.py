@@ -26,6 +26,7 @@ COMMON = dict(max_len=24, min_count=1, batch_size=16, lr=1e-2, negatives=3, chec
 SMALL = {
     "hyperim": dict(n_balls=4, ball_dim=2, label_init="random", word_init="random"),
     "euclidean": dict(dim=8, label_init="random", word_init="random"),
+    "dxml": dict(dim=8, word_dim=8, hidden_dim=16, word_init="random", walks_per_label=4),
 }
 
 #: Training options per family for the learning test (default: 8 epochs at COMMON's).
@@ -132,6 +133,15 @@ def test_cli_trains_and_predicts_every_family(tiny_dataset: Path, tmp_path: Path
             "identity",
         ],
         "euclidean": ["--dim", "6", "--label-init", "hierarchy", "--word-init", "random"],
+        "dxml": [
+            "--dim",
+            "6",
+            "--hidden-layers",
+            "1",
+            "--word-init",
+            "random",
+            "--label-trainable",
+        ],
     }
     for family, extra in flags.items():
         out = tmp_path / family
@@ -154,6 +164,9 @@ def test_cli_trains_and_predicts_every_family(tiny_dataset: Path, tmp_path: Path
             assert cfg["model"]["phi"] == "identity"
         elif family == "euclidean":
             assert cfg["model"]["dim"] == 6 and (out / "pretrained").is_dir()
+        elif family == "dxml":
+            assert (cfg["model"]["dim"], cfg["model"]["label_trainable"]) == (6, True)
+            assert list((out / "pretrained").glob("labels.deepwalk.6d.*.npz"))
         p = run("predict", "--model", str(out), "--json", "cat kitten meow")
         assert p.returncode == 0, p.stderr
         assert len(json.loads(p.stdout)["labels"]) == 5

@@ -27,6 +27,11 @@ FAMILIES: dict[str, tuple[str, str, str]] = {
         "EuclideanIMModel",
         "EuclideanIM: the same architecture in R^k with a standard GRU (the paper's ablation)",
     ),
+    "dxml": (
+        "hyperim.models.dxml",
+        "DXMLModel",
+        "DXML: DeepWalk label vectors, documents mapped into their space by an MLP (baseline)",
+    ),
 }
 
 DEFAULT_FAMILY = "hyperim"
