@@ -28,6 +28,7 @@ SMALL = {
     "euclidean": dict(dim=8, label_init="random", word_init="random"),
     "sleec": dict(dim=8, learners=2, cluster_size=80, k=5),
     "exam": dict(word_dim=8, hidden_dim=8, label_dim=16, word_init="random"),
+    "dxml": dict(dim=8, word_dim=8, hidden_dim=16, word_init="random", walks_per_label=4),
 }
 
 #: Training options per family for the learning test (default: 8 epochs at COMMON's).
@@ -150,6 +151,15 @@ def test_cli_trains_and_predicts_every_family(tiny_dataset: Path, tmp_path: Path
             "--word-init",
             "glove",
         ],
+        "dxml": [
+            "--dim",
+            "6",
+            "--hidden-layers",
+            "1",
+            "--word-init",
+            "random",
+            "--label-trainable",
+        ],
     }
     for family, extra in flags.items():
         out = tmp_path / family
@@ -178,6 +188,9 @@ def test_cli_trains_and_predicts_every_family(tiny_dataset: Path, tmp_path: Path
         elif family == "exam":
             assert (cfg["model"]["word_dim"], cfg["model"]["label_dim"]) == (6, 12)
             assert list((out / "pretrained").glob("words.euclidean-glove.6d.npz"))
+        elif family == "dxml":
+            assert (cfg["model"]["dim"], cfg["model"]["label_trainable"]) == (6, True)
+            assert list((out / "pretrained").glob("labels.deepwalk.6d.*.npz"))
         p = run("predict", "--model", str(out), "--json", "cat kitten meow")
         assert p.returncode == 0, p.stderr
         assert len(json.loads(p.stdout)["labels"]) == 5

@@ -37,6 +37,11 @@ FAMILIES: dict[str, tuple[str, str, str]] = {
         "EXAMModel",
         "EXAM: BiGRU words · random class embeddings, an MLP over positions (a baseline)",
     ),
+    "dxml": (
+        "hyperim.models.dxml",
+        "DXMLModel",
+        "DXML: DeepWalk label vectors, documents mapped into their space by an MLP (baseline)",
+    ),
 }
 
 DEFAULT_FAMILY = "hyperim"
