@@ -26,12 +26,13 @@ COMMON = dict(max_len=24, min_count=1, batch_size=16, lr=1e-2, negatives=3, chec
 SMALL = {
     "hyperim": dict(n_balls=4, ball_dim=2, label_init="random", word_init="random"),
     "euclidean": dict(dim=8, label_init="random", word_init="random"),
+    "hrdgcnn": dict(nodes=32, word_dim=8, word_init="random"),
 }
 
 #: Training options per family for the learning test (default: 8 epochs at COMMON's).
 SMALL_TRAIN: dict[str, dict] = {}
 #: Families without per-word scores (``word_label_scores`` is None): no evidence words.
-WITHOUT_EVIDENCE: set[str] = set()
+WITHOUT_EVIDENCE: set[str] = {"hrdgcnn"}
 
 
 def config(family: str, **kw) -> TrainConfig:
@@ -132,6 +133,7 @@ def test_cli_trains_and_predicts_every_family(tiny_dataset: Path, tmp_path: Path
             "identity",
         ],
         "euclidean": ["--dim", "6", "--label-init", "hierarchy", "--word-init", "random"],
+        "hrdgcnn": ["--nodes", "32", "--word-dim", "8", "--recursive-reg", "0.01"],
     }
     for family, extra in flags.items():
         out = tmp_path / family
@@ -154,6 +156,9 @@ def test_cli_trains_and_predicts_every_family(tiny_dataset: Path, tmp_path: Path
             assert cfg["model"]["phi"] == "identity"
         elif family == "euclidean":
             assert cfg["model"]["dim"] == 6 and (out / "pretrained").is_dir()
+        elif family == "hrdgcnn":  # GloVe on the training split; the hierarchy's 4 edges
+            assert cfg["model"]["recursive_reg"] == 0.01 and cfg["model"]["n_edges"] == 4
+            assert list((out / "pretrained").glob("words.euclidean-glove.8d.npz"))
         p = run("predict", "--model", str(out), "--json", "cat kitten meow")
         assert p.returncode == 0, p.stderr
         assert len(json.loads(p.stdout)["labels"]) == 5

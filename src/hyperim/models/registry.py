@@ -27,6 +27,11 @@ FAMILIES: dict[str, tuple[str, str, str]] = {
         "EuclideanIMModel",
         "EuclideanIM: the same architecture in R^k with a standard GRU (the paper's ablation)",
     ),
+    "hrdgcnn": (
+        "hyperim.models.hrdgcnn",
+        "HRDGCNNModel",
+        "HR-DGCNN: graph-of-words CNN, recursive regularisation over the hierarchy (baseline)",
+    ),
 }
 
 DEFAULT_FAMILY = "hyperim"
