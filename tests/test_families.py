@@ -29,12 +29,14 @@ SMALL = {
     "sleec": dict(dim=8, learners=2, cluster_size=80, k=5),
     "exam": dict(word_dim=8, hidden_dim=8, label_dim=16, word_init="random"),
     "dxml": dict(dim=8, word_dim=8, hidden_dim=16, word_init="random", walks_per_label=4),
+    "hrdgcnn": dict(nodes=32, word_dim=8, word_init="random"),
 }
 
 #: Training options per family for the learning test (default: 8 epochs at COMMON's).
 SMALL_TRAIN: dict[str, dict] = {}
 #: Families without per-word scores (``word_label_scores`` is None): no evidence words.
 WITHOUT_EVIDENCE: set[str] = {"sleec"}
+WITHOUT_EVIDENCE: set[str] = {"hrdgcnn"}
 
 
 def config(family: str, **kw) -> TrainConfig:
@@ -160,6 +162,7 @@ def test_cli_trains_and_predicts_every_family(tiny_dataset: Path, tmp_path: Path
             "random",
             "--label-trainable",
         ],
+        "hrdgcnn": ["--nodes", "32", "--word-dim", "8", "--recursive-reg", "0.01"],
     }
     for family, extra in flags.items():
         out = tmp_path / family
@@ -191,6 +194,9 @@ def test_cli_trains_and_predicts_every_family(tiny_dataset: Path, tmp_path: Path
         elif family == "dxml":
             assert (cfg["model"]["dim"], cfg["model"]["label_trainable"]) == (6, True)
             assert list((out / "pretrained").glob("labels.deepwalk.6d.*.npz"))
+        elif family == "hrdgcnn":  # GloVe on the training split; the hierarchy's 4 edges
+            assert cfg["model"]["recursive_reg"] == 0.01 and cfg["model"]["n_edges"] == 4
+            assert list((out / "pretrained").glob("words.euclidean-glove.8d.npz"))
         p = run("predict", "--model", str(out), "--json", "cat kitten meow")
         assert p.returncode == 0, p.stderr
         assert len(json.loads(p.stdout)["labels"]) == 5

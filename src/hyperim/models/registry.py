@@ -42,6 +42,11 @@ FAMILIES: dict[str, tuple[str, str, str]] = {
         "DXMLModel",
         "DXML: DeepWalk label vectors, documents mapped into their space by an MLP (baseline)",
     ),
+    "hrdgcnn": (
+        "hyperim.models.hrdgcnn",
+        "HRDGCNNModel",
+        "HR-DGCNN: graph-of-words CNN, recursive regularisation over the hierarchy (baseline)",
+    ),
 }
 
 DEFAULT_FAMILY = "hyperim"
