@@ -35,8 +35,7 @@ SMALL = {
 #: Training options per family for the learning test (default: 8 epochs at COMMON's).
 SMALL_TRAIN: dict[str, dict] = {}
 #: Families without per-word scores (``word_label_scores`` is None): no evidence words.
-WITHOUT_EVIDENCE: set[str] = {"sleec"}
-WITHOUT_EVIDENCE: set[str] = {"hrdgcnn"}
+WITHOUT_EVIDENCE: set[str] = {"sleec", "hrdgcnn"}
 
 
 def config(family: str, **kw) -> TrainConfig:
