@@ -16,6 +16,7 @@ from hyperim.models.sleec import (
     SLEECConfig,
     SLEECModel,
     document_frequencies,
+    linear_kernel,
     neighbourhood,
     smoothed_idf,
     svp_embedding,
@@ -38,6 +39,11 @@ def test_tfidf_rows_are_scikit_learns_sublinear_smoothed_tfidf() -> None:
     want = TfidfTransformer(sublinear_tf=True).fit_transform(counts[:, 2:]).toarray()
     np.testing.assert_allclose(x.toarray()[:, 2:], want, atol=1e-12)
     assert not x[:, :2].nnz and x[-1].nnz == 0
+
+
+def test_linear_kernel_in_row_blocks_is_x_xt() -> None:
+    x = sp.random(50, 30, density=0.2, random_state=4, format="csr")
+    np.testing.assert_allclose(linear_kernel(x, rows=7), (x @ x.T).toarray(), atol=1e-12)
 
 
 def test_lanczos_projection_equals_the_dense_eigendecomposition() -> None:

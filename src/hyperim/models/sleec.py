@@ -245,6 +245,16 @@ def kmeans_clusters(
     return assign.astype(np.int64), km.cluster_centers_
 
 
+def linear_kernel(x: sp.csr_matrix, rows: int = 1024) -> np.ndarray:
+    """``X X^T`` dense, ``rows`` rows at a time: never the sparse ``n × n`` product (whose
+    indices would cost more than the dense matrix)."""
+    xt = x.T.tocsc()
+    out = np.empty((x.shape[0], x.shape[0]))
+    for lo in range(0, x.shape[0], rows):
+        out[lo : lo + rows] = (x[lo : lo + rows] @ xt).toarray()
+    return out
+
+
 # ------------------------------------------------------------------------------ the model
 class SLEECModel(TextModel):
     """SLEEC in the model protocol: fitted by :meth:`fit`, scored by :meth:`encode_batch`."""
@@ -323,11 +333,12 @@ class SLEECModel(TextModel):
                 z, losses = svp_embedding(i, j, g, len(idx), c.dim, c.svp_iterations)
                 residuals += np.asarray(losses) * len(g)
                 weight += len(g)
-                xc = x[idx]
-                kernel = (xc @ xc.T).toarray()  # (n_Q, n_Q)
-                w = solve(kernel + c.ridge * np.eye(len(idx)), z, assume_a="pos")  # (n_Q, d)
+                kernel = linear_kernel(x[idx])  # (n_Q, n_Q)
+                kernel[np.diag_indices_from(kernel)] += c.ridge
+                w = solve(kernel, z, assume_a="pos", overwrite_a=True)  # (n_Q, d)
+                del kernel
                 dual[learner][:, idx] = w.T
-                points[learner][idx] = kernel @ w  # V x_i
+                points[learner][idx] = z - c.ridge * w  # V x_i = K w, as (K + λI) w = Z
             data.log(f"sleec: learner {learner + 1}/{c.learners} fitted")
         dtype = self.idf.dtype
         with torch.no_grad():
