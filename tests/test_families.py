@@ -26,12 +26,13 @@ COMMON = dict(max_len=24, min_count=1, batch_size=16, lr=1e-2, negatives=3, chec
 SMALL = {
     "hyperim": dict(n_balls=4, ball_dim=2, label_init="random", word_init="random"),
     "euclidean": dict(dim=8, label_init="random", word_init="random"),
+    "hmcnf": dict(word_dim=8, filters=8, bottleneck=16, hidden=16, word_init="random"),
 }
 
 #: Training options per family for the learning test (default: 8 epochs at COMMON's).
 SMALL_TRAIN: dict[str, dict] = {}
 #: Families without per-word scores (``word_label_scores`` is None): no evidence words.
-WITHOUT_EVIDENCE: set[str] = set()
+WITHOUT_EVIDENCE: set[str] = {"hmcnf"}
 
 
 def config(family: str, **kw) -> TrainConfig:
@@ -132,6 +133,7 @@ def test_cli_trains_and_predicts_every_family(tiny_dataset: Path, tmp_path: Path
             "identity",
         ],
         "euclidean": ["--dim", "6", "--label-init", "hierarchy", "--word-init", "random"],
+        "hmcnf": ["--word-dim", "6", "--filters", "4", "--hidden", "8", "--word-init", "random"],
     }
     for family, extra in flags.items():
         out = tmp_path / family
@@ -154,6 +156,8 @@ def test_cli_trains_and_predicts_every_family(tiny_dataset: Path, tmp_path: Path
             assert cfg["model"]["phi"] == "identity"
         elif family == "euclidean":
             assert cfg["model"]["dim"] == 6 and (out / "pretrained").is_dir()
+        elif family == "hmcnf":
+            assert (cfg["model"]["hidden"], cfg["model"]["level_sizes"]) == (8, [2, 4])
         p = run("predict", "--model", str(out), "--json", "cat kitten meow")
         assert p.returncode == 0, p.stderr
         assert len(json.loads(p.stdout)["labels"]) == 5

@@ -27,6 +27,11 @@ FAMILIES: dict[str, tuple[str, str, str]] = {
         "EuclideanIMModel",
         "EuclideanIM: the same architecture in R^k with a standard GRU (the paper's ablation)",
     ),
+    "hmcnf": (
+        "hyperim.models.hmcnf",
+        "HMCNFModel",
+        "HMCN-F: one global and one local layer per hierarchy level on XML-CNN features",
+    ),
 }
 
 DEFAULT_FAMILY = "hyperim"
