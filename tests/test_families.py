@@ -30,12 +30,13 @@ SMALL = {
     "exam": dict(word_dim=8, hidden_dim=8, label_dim=16, word_init="random"),
     "dxml": dict(dim=8, word_dim=8, hidden_dim=16, word_init="random", walks_per_label=4),
     "hrdgcnn": dict(nodes=32, word_dim=8, word_init="random"),
+    "hmcnf": dict(word_dim=8, filters=8, bottleneck=16, hidden=16, word_init="random"),
 }
 
 #: Training options per family for the learning test (default: 8 epochs at COMMON's).
 SMALL_TRAIN: dict[str, dict] = {}
 #: Families without per-word scores (``word_label_scores`` is None): no evidence words.
-WITHOUT_EVIDENCE: set[str] = {"sleec", "hrdgcnn"}
+WITHOUT_EVIDENCE: set[str] = {"sleec", "hrdgcnn", "hmcnf"}
 
 
 def config(family: str, **kw) -> TrainConfig:
@@ -162,6 +163,7 @@ def test_cli_trains_and_predicts_every_family(tiny_dataset: Path, tmp_path: Path
             "--label-trainable",
         ],
         "hrdgcnn": ["--nodes", "32", "--word-dim", "8", "--recursive-reg", "0.01"],
+        "hmcnf": ["--word-dim", "6", "--filters", "4", "--hidden", "8", "--word-init", "random"],
     }
     for family, extra in flags.items():
         out = tmp_path / family
@@ -196,6 +198,8 @@ def test_cli_trains_and_predicts_every_family(tiny_dataset: Path, tmp_path: Path
         elif family == "hrdgcnn":  # GloVe on the training split; the hierarchy's 4 edges
             assert cfg["model"]["recursive_reg"] == 0.01 and cfg["model"]["n_edges"] == 4
             assert list((out / "pretrained").glob("words.euclidean-glove.8d.npz"))
+        elif family == "hmcnf":
+            assert (cfg["model"]["hidden"], cfg["model"]["level_sizes"]) == (8, [2, 4])
         p = run("predict", "--model", str(out), "--json", "cat kitten meow")
         assert p.returncode == 0, p.stderr
         assert len(json.loads(p.stdout)["labels"]) == 5

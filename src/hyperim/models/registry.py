@@ -47,6 +47,11 @@ FAMILIES: dict[str, tuple[str, str, str]] = {
         "HRDGCNNModel",
         "HR-DGCNN: graph-of-words CNN, recursive regularisation over the hierarchy (baseline)",
     ),
+    "hmcnf": (
+        "hyperim.models.hmcnf",
+        "HMCNFModel",
+        "HMCN-F: one global and one local layer per hierarchy level on XML-CNN features",
+    ),
 }
 
 DEFAULT_FAMILY = "hyperim"
