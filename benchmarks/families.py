@@ -58,11 +58,13 @@ def main() -> None:
     from hyperim.config import TrainConfig
     from hyperim.data import bundled_dataset_path
     from hyperim.data.batching import epoch_batches, label_targets, pad_tokens
+    from hyperim.geometry.pairwise import compile_if_worth_it
     from hyperim.inference import proba_encoded
     from hyperim.models import family_names, get_family
     from hyperim.models.base import sampling_logit_offset
     from hyperim.train import build_model, optimisation_step, prepare, training_data
 
+    compile_if_worth_it()  # as the trainer does: compiled kernels where they pay
     data = Path(args.data) if args.data else bundled_dataset_path()
     names = [n for n in args.families.split(",") if n] or family_names()
     overrides = dict(o.split("=", 1) for o in args.option)
