@@ -111,6 +111,13 @@ def test_one_neighbour_votes_for_a_training_documents_own_labels(
     np.testing.assert_allclose(q.double().numpy(), x, atol=1e-6)
 
 
+def test_an_unfitted_model_says_so(tiny_dataset: Path, tmp_path: Path) -> None:
+    model, _ = _fitted(tiny_dataset, tmp_path, learners=1)
+    tokens, mask = torch.tensor([[2, 3]]), torch.ones(1, 2, dtype=torch.bool)
+    with pytest.raises(HyperIMError, match="sleec: the model is not fitted"):
+        model.score_all(tokens, mask)
+
+
 def test_the_fit_repeats_exactly_and_sizes_come_from_the_data(
     tiny_dataset: Path, tmp_path: Path
 ) -> None:

@@ -368,6 +368,8 @@ class SLEECModel(TextModel):
     def votes(self, tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """``(B, C)`` the learners' mean share of the ``k`` neighbours that have each label."""
         c = self.config
+        if int(self.x_indptr[-1]) != c.feature_nnz or not c.n_train:
+            raise HyperIMError("sleec: the model is not fitted (train it: hyperim train)")
         q = self.features(tokens, mask)  # (B, V)
         b = q.shape[0]
         rows = torch.repeat_interleave(
