@@ -53,15 +53,33 @@ def test_lanczos_projection_equals_the_dense_eigendecomposition() -> None:
     lam = np.array([3.0, 2.0, 1.0, 0.5])
     s = sp.random(n, n, density=0.05, random_state=2)
     s = (s + s.T).tocsr()
-    vecs, vals = top_psd(u, lam, s, d)
+    vecs, vals = top_psd(u, lam, s, d, dense_up_to=0)
     dense = (u * lam) @ u.T + s.toarray()
     w, v = np.linalg.eigh(dense)
     np.testing.assert_allclose(vals, np.clip(w[::-1][:d], 0, None), rtol=1e-7, atol=1e-9)
     np.testing.assert_allclose(
         (vecs * vals) @ vecs.T, (v[:, -d:] * w[-d:]) @ v[:, -d:].T, atol=1e-7
     )
-    again = top_psd(u, lam, s, d)  # a fixed start: the same digits
+    again = top_psd(u, lam, s, d, dense_up_to=0)  # a fixed start: the same digits
     assert np.array_equal(again[0], vecs) and np.array_equal(again[1], vals)
+
+
+def test_lanczos_that_does_not_converge_keeps_the_pairs_that_did(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from scipy.sparse.linalg import ArpackNoConvergence
+
+    import hyperim.models.sleec as sleec
+
+    def stuck(*args, **kwargs):
+        vecs = np.eye(40)[:, :2]
+        raise ArpackNoConvergence("no convergence", np.array([1.0, 3.0]), vecs)
+
+    monkeypatch.setattr(sleec, "eigsh", stuck)
+    s = sp.identity(40, format="csr")
+    vecs, vals = top_psd(np.zeros((40, 0)), np.zeros(0), s, 5, dense_up_to=0)
+    assert vals.tolist() == [3.0, 1.0] and vecs.shape == (40, 2)  # rank 2, largest first
+    assert vecs[1, 0] == 1.0
 
 
 def test_svp_recovers_a_low_rank_gram_matrix_from_its_neighbourhoods() -> None:

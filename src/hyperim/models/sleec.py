@@ -51,7 +51,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 from scipy.linalg import eigh, solve
-from scipy.sparse.linalg import LinearOperator, eigsh
+from scipy.sparse.linalg import ArpackNoConvergence, LinearOperator, eigsh
 
 from hyperim.errors import HyperIMError
 from hyperim.models.base import ModelConfig, TextModel, TrainingData, bce_loss
@@ -160,6 +160,7 @@ def neighbourhood(y: sp.csr_matrix, neighbours: int) -> tuple[np.ndarray, np.nda
     """``Ω`` and ``G`` on it: the pairs ``(i, j)`` (sorted, symmetric, the diagonal included)
     where ``j`` is among the ``neighbours`` label vectors nearest to ``i`` by cosine, and
     ``G_ij`` the cosine there (0 for a document without labels)."""
+    from sklearn import config_context
     from sklearn.neighbors import NearestNeighbors
     from sklearn.preprocessing import normalize
 
@@ -167,7 +168,8 @@ def neighbourhood(y: sp.csr_matrix, neighbours: int) -> tuple[np.ndarray, np.nda
     yn = normalize(y.astype(np.float64), norm="l2")
     k = min(neighbours + 1, n)  # + the point itself
     nn = NearestNeighbors(n_neighbors=k, metric="cosine", algorithm="brute").fit(yn)
-    _, idx = nn.kneighbors(yn)  # (n, k)
+    with config_context(working_memory=128):  # MiB of pairwise distances at a time
+        _, idx = nn.kneighbors(yn)  # (n, k)
     rows = np.repeat(np.arange(n), k)
     cols = idx.ravel()
     pairs = np.unique(
@@ -186,15 +188,18 @@ def neighbourhood(y: sp.csr_matrix, neighbours: int) -> tuple[np.ndarray, np.nda
 
 
 def top_psd(
-    u: np.ndarray, lam: np.ndarray, s: sp.csr_matrix, d: int
+    u: np.ndarray, lam: np.ndarray, s: sp.csr_matrix, d: int, dense_up_to: int = 1500
 ) -> tuple[np.ndarray, np.ndarray]:
     """The best PSD rank-``d`` approximation of ``U diag(λ) U^T + S`` (``S`` sparse
-    symmetric): its ``d`` largest eigenpairs, negative eigenvalues set to 0. Lanczos on the
-    operator (never the dense ``n × n`` matrix) from a fixed start, so it repeats exactly;
-    dense for a cluster of at most ``3 d`` points."""
+    symmetric): its ``d`` largest eigenpairs, negative eigenvalues set to 0. Up to
+    ``dense_up_to`` points (or ``3 d``) from the dense matrix; above, Lanczos on the operator
+    (never the dense ``n × n`` matrix) from a fixed start, so it repeats exactly. Where
+    Lanczos does not converge for all ``d`` (label vectors repeated many times make
+    eigenvalues of high multiplicity), the pairs that did converge are kept: a projection of
+    lower rank, still the best one of that rank found."""
     n = s.shape[0]
     d = min(d, n)
-    if n <= 3 * d:
+    if n <= max(3 * d, dense_up_to):
         dense = (u * lam) @ u.T + s.toarray()
         vals, vecs = eigh(dense, subset_by_index=(n - d, n - 1))
     else:
@@ -205,7 +210,14 @@ def top_psd(
 
         op = LinearOperator((n, n), matvec=matvec, matmat=matvec, dtype=np.float64)
         v0 = np.cos(np.arange(n) * 0.618) + 1.5  # fixed, not orthogonal to anything useful
-        vals, vecs = eigsh(op, k=d, which="LA", v0=v0 / np.linalg.norm(v0), tol=1e-8)
+        ncv = min(n, 3 * d + 20)  # more Lanczos vectors than eigsh's 2d+1: repeated eigenvalues
+        try:
+            vals, vecs = eigsh(
+                op, k=d, which="LA", v0=v0 / np.linalg.norm(v0), tol=1e-8, ncv=ncv,
+                maxiter=max(1000, 20 * n),
+            )  # fmt: skip
+        except ArpackNoConvergence as e:
+            vals, vecs = e.eigenvalues, e.eigenvectors
     order = np.argsort(-vals, kind="stable")
     return vecs[:, order], np.clip(vals[order], 0.0, None)
 
@@ -335,7 +347,9 @@ class SLEECModel(TextModel):
                 weight += len(g)
                 kernel = linear_kernel(x[idx])  # (n_Q, n_Q)
                 kernel[np.diag_indices_from(kernel)] += c.ridge
-                w = solve(kernel, z, assume_a="pos", overwrite_a=True)  # (n_Q, d)
+                # kernel.T: the same symmetric matrix in Fortran order, which LAPACK factors
+                # in place (a C-ordered one would be copied first)
+                w = solve(kernel.T, z, assume_a="pos", overwrite_a=True)  # (n_Q, d)
                 del kernel
                 dual[learner][:, idx] = w.T
                 points[learner][idx] = z - c.ridge * w  # V x_i = K w, as (K + λI) w = Z
