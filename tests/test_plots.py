@@ -255,7 +255,7 @@ def test_plot_commands(trained, tmp_path: Path) -> None:
     assert r.returncode == 0, r.stderr
     assert "ball 1 of 3 (given)" in r.stdout
     assert "<svg" in (tmp_path / "l.svg").read_text()
-    out = tmp_path / "d.png"
+    out = tmp_path / "new" / "folder" / "d.png"  # folders made as needed
     r = cli("plot", "document", "--model", model, "a kitten with a saw", "--out", str(out))
     assert r.returncode == 0, r.stderr
     assert out.read_bytes()[:4] == b"\x89PNG"

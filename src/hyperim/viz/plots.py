@@ -187,6 +187,7 @@ def _save(fig: Figure, out: str | Path) -> None:
             f, format=fmt, dpi=100, metadata={"Software": "hyperim"} if fmt == "png" else None
         )
 
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(out, write)
 
 
