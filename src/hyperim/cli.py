@@ -26,6 +26,11 @@ pretrain_app = typer.Typer(
     no_args_is_help=True, help="Pre-train embeddings: label hierarchy (Eq. 2), words (Eq. 3, 4)."
 )
 app.add_typer(pretrain_app, name="pretrain")
+plot_app = typer.Typer(
+    no_args_is_help=True,
+    help="Pictures (PNG or SVG): the labels in the Poincaré disk, one document's words.",
+)
+app.add_typer(plot_app, name="plot")
 
 
 def _version(value: bool) -> None:
@@ -1006,6 +1011,91 @@ def _out_of_memory(e: BaseException) -> str | None:
     asked = re.search(r"allocate (\d+) bytes", text)
     size = f" ({int(asked.group(1)) / 2**30:,.1f} GiB asked for)" if asked else ""
     return f"out of memory{size}; try a smaller --batch-size or --max-len"
+
+
+PlotModelOpt = Annotated[Path, typer.Option("--model", help="Run folder or saved model folder.")]
+PlotOutOpt = Annotated[Path, typer.Option("--out", help="Picture to write: a .png or .svg file.")]
+BallOpt = Annotated[
+    Optional[int],
+    typer.Option(
+        "--ball",
+        help="Ball to draw (0-based). Default: the one where the hierarchy is spread most, "
+        "the largest mean hyperbolic distance between a parent and its child.",
+    ),
+]
+HierarchyOpt = Annotated[
+    Optional[Path],
+    typer.Option(
+        "--hierarchy",
+        help="Hierarchy file (default: hierarchy.tsv of the data the model was trained on).",
+    ),
+]
+
+
+def _plot_inputs(model: Path, out: Path, hierarchy: Optional[Path]):
+    from hyperim.api import HyperIM
+    from hyperim.atomic import check_output
+    from hyperim.viz.plots import output_format
+    from hyperim.viz.scene import find_hierarchy
+
+    output_format(out)
+    check_output(out, "--out")
+    m = HyperIM.from_pretrained(model, device="cpu")
+    tree, source = find_hierarchy(m.meta, hierarchy)
+    where = f"hierarchy {_short(source)}" if source else "no hierarchy found: no edges drawn"
+    return m, tree, f"{m.model_type} model {_short(model)} · {where}"
+
+
+def _short(path: Path | str) -> str:
+    """The last two parts of ``path`` (a title's worth)."""
+    return "/".join(Path(path).resolve().parts[-2:])
+
+
+@plot_app.command("labels")
+def plot_labels(
+    model: PlotModelOpt, out: PlotOutOpt, ball: BallOpt = None, hierarchy: HierarchyOpt = None
+) -> None:
+    """The label embeddings in the Poincaré disk (HyperIM) or the plane (label vectors).
+
+    HyperIM: a 2-D ball as it is; a higher-dimensional ball by the log map at 0, its tangent
+    vectors' two principal axes and the exp map. A family whose labels are vectors (euclidean,
+    exam, dxml, hrdgcnn): the plane of their two principal axes (PCA). Hierarchy edges as
+    geodesics, depth as colour, top-level labels named (as many as fit without overlapping).
+    """
+    from hyperim.viz.plots import draw_labels
+    from hyperim.viz.scene import label_scene
+
+    m, tree, subtitle = _plot_inputs(model, out, hierarchy)
+    scene = label_scene(m.model, m.labels.labels, tree, ball)
+    named = draw_labels(scene, out, subtitle)
+    typer.echo(
+        f"wrote {out}: {len(scene['labels'])} labels, {len(named)} named; {scene['projection']}"
+    )
+
+
+@plot_app.command("document")
+def plot_document(
+    text: Annotated[str, typer.Argument(help="The document to draw.")],
+    model: PlotModelOpt,
+    out: PlotOutOpt,
+    ball: BallOpt = None,
+    hierarchy: HierarchyOpt = None,
+    k: Annotated[int, typer.Option("-k", help="Predicted labels to highlight.")] = 5,
+) -> None:
+    """One document's encoded words with the labels, as in the paper's Figure 4.
+
+    Each word is linked to its nearest label (the model's own distance over all balls); the
+    top-k predicted labels are highlighted with their probabilities.
+    """
+    from hyperim.viz.plots import draw_document
+    from hyperim.viz.scene import document_scene
+
+    if k < 1:
+        raise HyperIMError("-k must be >= 1")
+    m, tree, subtitle = _plot_inputs(model, out, hierarchy)
+    scene = document_scene(m, text, tree, ball, k)
+    draw_document(scene, out, subtitle)
+    typer.echo(f"wrote {out}: {len(scene['words'])} words; {scene['projection']}")
 
 
 def main(argv: list[str] | None = None) -> None:
