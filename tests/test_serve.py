@@ -1,5 +1,6 @@
 """``hyperim serve``: the REST API through HTTP against a real server process on 127.0.0.1
-(started and stopped here), bad requests, concurrency, the web page and the docs."""
+(started and stopped here), bad requests, concurrency, the web page and the docs, and the page
+in headless Chromium (skipped, saying why, where Chromium is not installed)."""
 
 from __future__ import annotations
 
@@ -327,6 +328,8 @@ def test_page_and_its_assets_are_local(server: httpx.Client) -> None:
     assets = re.findall(r'(?:src|href)="([^"]+)"', page.text)
     assert "/static/app.js" in assets and "/static/style.css" in assets
     for path in assets:
+        if path.startswith("data:"):  # inline (the empty favicon)
+            continue
         assert path.startswith("/"), f"{path}: the page must load nothing from outside"
         r = server.get(path)
         assert r.status_code == 200, path
@@ -374,3 +377,76 @@ def test_cli_busy_port_and_bad_model_are_one_line(
         assert e.value.code == 2, argv
         err = capsys.readouterr().err.strip()
         assert err.startswith("hyperim: error:") and "\n" not in err, err
+
+
+# ------------------------------------------------------------------------------ the browser
+def _chromium() -> tuple[str, str] | None:
+    import shutil
+
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    driver = shutil.which("chromedriver")
+    return (browser, driver) if browser and driver else None
+
+
+def open_page(url: str, size: tuple[int, int] = (1280, 900)):
+    """A headless Chromium (Debian's ``chromium`` + ``chromium-driver``) on ``url``."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    browser, driver = _chromium()  # type: ignore[misc]
+    options = webdriver.ChromeOptions()
+    options.binary_location = browser
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"):
+        options.add_argument(flag)
+    options.add_argument(f"--window-size={size[0]},{size[1]}")
+    chrome = webdriver.Chrome(service=Service(executable_path=driver), options=options)
+    chrome.get(url)
+    return chrome
+
+
+def test_page_in_headless_chromium(server: httpx.Client, tmp_path: Path) -> None:
+    """Type a text, press the button: the labels appear, evidence words are marked in the text."""
+    pytest.importorskip("selenium", reason="selenium is not installed")
+    if _chromium() is None:
+        pytest.skip("Chromium not installed (Debian: apt-get install chromium chromium-driver)")
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    text = "the cat and a kitten meow with a drill bit"
+    expected = server.post("/v1/suggest", json={"text": text, "k": 4}).json()["results"]
+    chrome = open_page(str(server.base_url))
+    try:
+        wait = WebDriverWait(chrome, 30)
+        wait.until(ec.text_to_be_present_in_element((By.ID, "model-info"), "hyperim model"))
+        box = chrome.find_element(By.ID, "text")
+        box.send_keys(text)
+        k = chrome.find_element(By.ID, "k")
+        k.clear()
+        k.send_keys("4")
+        chrome.find_element(By.ID, "suggest").click()
+        wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#results li.result")) == 4)
+        items = chrome.find_elements(By.CSS_SELECTOR, "#results li.result")
+        assert [li.get_attribute("data-label") for li in items] == [x["label"] for x in expected]
+        marked = {
+            m.text.lower() for m in chrome.find_elements(By.CSS_SELECTOR, "#highlighted mark")
+        }
+        evidence = {w for x in expected for w in x["evidence"]}
+        assert marked == evidence and marked  # every evidence word, and only those, is marked
+        assert chrome.find_element(By.ID, "highlighted").text == text
+        assert not chrome.find_element(By.ID, "error").is_displayed()
+        shot = tmp_path / "page.png"
+        chrome.save_screenshot(str(shot))
+        assert shot.stat().st_size > 10_000
+        # a bad request shows its one-line error on the page
+        chrome.execute_script(  # past the form's own check (max=1), to the server's
+            "const t = document.getElementById('threshold'); t.removeAttribute('max');"
+            "t.value = '7';"
+        )
+        chrome.find_element(By.ID, "suggest").click()
+        wait.until(lambda d: d.find_element(By.ID, "error").is_displayed())
+        assert "threshold" in chrome.find_element(By.ID, "error").text
+        logs = [e for e in chrome.get_log("browser") if e["level"] == "SEVERE"]
+        assert len(logs) == 1 and "/v1/suggest" in logs[0]["message"], logs  # only the 422
+    finally:
+        chrome.quit()
