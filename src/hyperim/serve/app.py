@@ -22,13 +22,14 @@ verbs, ``threshold``, ``{"results": [...]}`` with ``label`` and ``score``, and t
 ``/projects/{project_id}`` in the paths; JSON bodies instead of form fields; the number of
 labels is ``k`` (the issue's name; Annif's ``limit`` is accepted as an alias) and defaults
 to 10 as Annif's; results carry ``evidence`` words and no ``uri``/``notation`` (the labels
-have none); errors are ``{"error": "one line"}`` rather than Annif's problem+json. ``/docs`` is Swagger UI from the
-``swagger-ui-py`` package's files rather than FastAPI's CDN.
+have none); errors are ``{"error": "one line"}`` rather than Annif's problem+json; ``/docs``
+is Swagger UI from the ``swagger-ui-py`` package's files rather than FastAPI's CDN.
 
-Bad requests get a 4xx and one line: invalid JSON (400), a missing or mistyped field (strict types:
-``"5"`` is not a number, ``true`` not an integer), ``k < 1``, ``threshold`` outside [0, 1],
-a body over ``max_body_bytes`` (413, refused from its ``Content-Length`` or as soon as the
-bytes read pass the limit, never buffered: :class:`BodyLimit`), unknown paths (404) and methods (405).
+Bad requests get a 4xx and one line: invalid JSON (400), a missing or mistyped field (strict
+types: ``"5"`` is not a number, ``true`` not an integer), ``k < 1``, ``threshold`` outside
+[0, 1], a body over ``max_body_bytes`` (413, refused from its ``Content-Length`` or as soon as
+the bytes read pass the limit, never buffered: :class:`BodyLimit`), unknown paths (404) and
+methods (405); an unexpected failure is a 500 with one line, and the server goes on.
 Inference runs in a worker thread through :class:`~hyperim.serve.batcher.MicroBatcher`.
 """
 
