@@ -549,6 +549,46 @@ def predict(
                 typer.echo(f"  {p.probability:6.3f}  {p.label:<32} {', '.join(p.evidence)}")
 
 
+@app.command()
+def serve(
+    model: Annotated[Path, typer.Option("--model", help="Run folder or saved model folder.")],
+    host: Annotated[str, typer.Option(help="Address to listen on (loopback by default).")] = (
+        "127.0.0.1"
+    ),
+    port: Annotated[int, typer.Option(help="TCP port (0: any free one, printed).")] = 8000,
+    hierarchy: Annotated[
+        Optional[Path],
+        typer.Option(help="hierarchy.tsv for /v1/labels (default: the training data's)."),
+    ] = None,
+    max_body: Annotated[
+        int, typer.Option("--max-body", help="Largest request body in bytes (413 above).")
+    ] = 1 << 20,
+    batch_window_ms: Annotated[
+        float, typer.Option(help="How long concurrent requests are collected into one batch.")
+    ] = 5.0,
+    max_batch: Annotated[int, typer.Option(help="Documents scored together at most.")] = 64,
+    device: Annotated[str, typer.Option(help="cpu | cuda | cuda:N")] = "cpu",
+) -> None:
+    """Serve the model over HTTP: POST /v1/suggest, /v1/suggest-batch; GET /v1/labels,
+    /v1/health; the web page at /, OpenAPI docs at /docs."""
+    from hyperim.serve import serve as run_server
+
+    def ready(bound_host: str, bound_port: int) -> None:
+        typer.echo(f"hyperim: serving {model} on http://{bound_host}:{bound_port}/", err=True)
+
+    run_server(
+        model,
+        host=host,
+        port=port,
+        hierarchy=hierarchy,
+        max_body_bytes=max_body,
+        batch_window_ms=batch_window_ms,
+        max_batch=max_batch,
+        device=device,
+        on_ready=ready,
+    )
+
+
 def _budget_options(epochs: Optional[int], budget: Optional[float]) -> dict:
     if epochs is None and budget is None:
         raise HyperIMError("give --epochs N or --budget MINUTES (or both)")
