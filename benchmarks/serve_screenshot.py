@@ -55,7 +55,7 @@ def main() -> None:
         k.clear()
         k.send_keys(str(args.k))
         chrome.find_element(By.ID, "suggest").click()
-        wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#disk rect.word-point"))
+        wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#disk rect.word-point, .disk-note"))
         for _ in range(5):  # grow the window until the whole page is in the viewport
             inner, height = chrome.execute_script(
                 "return [window.innerHeight, document.documentElement.scrollHeight]"
