@@ -321,19 +321,151 @@ def test_still_healthy_after_bad_requests(server: httpx.Client) -> None:
     assert server.post("/v1/suggest", json={"text": "cat"}).status_code == 200
 
 
+# ------------------------------------------------------------------------------ the disk
+def test_disk_labels(server: httpx.Client, model: HyperIM, tiny_dataset: Path) -> None:
+    from hyperim.data import read_hierarchy
+    from hyperim.viz import disk
+
+    r = server.get("/v1/disk/labels")
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["geometry"] == "poincare" and body["ball"] in range(4)
+    assert [p["label"] for p in body["points"]] == model.labels.labels  # one point a label
+    assert all(p["x"] ** 2 + p["y"] ** 2 < 1 for p in body["points"])
+    edges, depth, top = disk.hierarchy_arrays(
+        model.labels.labels, read_hierarchy(tiny_dataset / "hierarchy.tsv")
+    )
+    assert len(body["edges"]) == len(edges) > 0
+    assert [p["depth"] for p in body["points"]] == depth.tolist()
+    assert [p["top"] for p in body["points"]] == top.tolist()
+    weight = model.model.labels.weight.detach().double().numpy()[:, body["ball"]]
+    for point, (x, y) in zip(body["points"], weight, strict=True):  # SVG: y flipped
+        assert (point["x"], point["y"]) == pytest.approx((x, -y), abs=1e-4)
+    for d, (a, b) in zip(body["edges"], edges, strict=True):  # from the parent to the child
+        start, end = body["points"][a], body["points"][b]
+        assert d.startswith(f"M{start['x']} {start['y']}") and d.endswith(f"{end['x']} {end['y']}")
+
+
+def test_disk_document(server: httpx.Client, model: HyperIM) -> None:
+    text = "the cat and a kitten meow with a drill bit"
+    r = server.post("/v1/disk", json={"text": text, "k": 3})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    ids = model._encode([text])[0].tolist()
+    assert [w["word"] for w in body["words"]] == [model.vocab.tokens[i] for i in ids]
+    assert len(body["words"]) == len(ids) > 0  # one point a token the model reads
+    assert all(w["nearest"] in model.labels.labels for w in body["words"])
+    assert all(w["x"] ** 2 + w["y"] ** 2 < 1 for w in body["words"])
+    [expected] = model.predict([text], k=3, evidence=0)
+    assert [p["label"] for p in body["predicted"]] == [p.label for p in expected]
+    assert [model.labels.labels[p["index"]] for p in body["predicted"]] == [
+        p.label for p in expected
+    ]
+    assert body["ball"] == server.get("/v1/disk/labels").json()["ball"]
+
+
+def test_arc_path_is_the_geodesic() -> None:
+    """The SVG arc's circle and direction carry the geodesic (its hyperbolic midpoint)."""
+    import numpy as np
+
+    from hyperim.serve.disk import arc_path
+    from hyperim.viz import disk
+
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        p, q = (disk.clip_to_ball(rng.uniform(-0.7, 0.7, 2)) for _ in range(2))
+        d = arc_path(p, q)
+        assert d.startswith("M")
+        if "L" in d:
+            assert abs(p[0] * q[1] - p[1] * q[0]) < 1e-2  # (nearly) a diameter
+            continue
+        radius, sweep = float(d.split("A")[1].split()[0]), int(d.split()[5])
+        centre, r = disk.geodesic_circle(p, q)
+        assert radius == pytest.approx(r, abs=1e-4)
+        mid = disk.geodesic_arc(p, q, 33)[16]
+        assert np.linalg.norm(mid - centre) == pytest.approx(r, rel=1e-6)
+        # SVG's sweep 1: from p to q in the positive-angle direction about the centre; the
+        # short arc that way passes the midpoint exactly when p→mid turns the same way
+        turn = (p - centre)[0] * (mid - centre)[1] - (p - centre)[1] * (mid - centre)[0]
+        assert sweep == (1 if turn > 0 else 0)
+    assert arc_path(np.array([0.1, 0.0]), np.array([0.5, 0.0])).count("L") == 1
+    assert "A" not in arc_path(np.array([0.1, 0.2]), np.array([0.5, 0.1]), "euclidean")
+
+
+BAD_DISK = [
+    ("invalid JSON", b'{"text": ', 400, "invalid JSON"),
+    ("missing text", b'{"k": 3}', 422, "text: field required"),
+    ("k zero", b'{"text": "cat", "k": 0}', 422, "k:"),
+    ("k a string", b'{"text": "cat", "k": "3"}', 422, "k:"),
+    ("text a number", b'{"text": 5}', 422, "text:"),
+    ("unknown field", b'{"text": "cat", "threshold": 0.5}', 422, "threshold:"),
+    ("no words", b'{"text": ""}', 422, "text: the text has no words"),
+    ("not an object", b'"cat"', 422, "JSON object"),
+]
+
+
+@pytest.mark.parametrize(("case", "body", "status", "says"), BAD_DISK, ids=[b[0] for b in BAD_DISK])
+def test_bad_disk_request(
+    server: httpx.Client, case: str, body: bytes, status: int, says: str
+) -> None:
+    r = server.post("/v1/disk", content=body, headers={"content-type": "application/json"})
+    assert_one_line_error(r, status, says)
+
+
+def test_family_without_a_disk_is_one_line(model: HyperIM) -> None:
+    """A family with no label embeddings: 409 and its reason on both endpoints; suggest
+    works. One whose labels are vectors but whose words are not in their space: the labels,
+    and 409 for a document."""
+    import asyncio
+
+    import torch
+
+    from hyperim.serve import create_app
+
+    class NoLabels(torch.nn.Module):  # what the disk reads of a model: nothing to draw
+        model_type, n_labels = "sleec", len(model.labels)
+
+    class VectorLabels(NoLabels):
+        model_type = "exam"
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.labels = torch.nn.Parameter(torch.randn(len(model.labels), 5))
+
+    async def ask(inner: torch.nn.Module) -> list[httpx.Response]:
+        app = create_app(HyperIM(inner, model.vocab, model.labels), None)
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://app") as client:
+                return [
+                    await client.get("/v1/disk/labels"),
+                    await client.post("/v1/disk", json={"text": "cat"}),
+                ]
+
+    labels, document = asyncio.run(ask(NoLabels()))
+    assert_one_line_error(labels, 409, "no label embeddings")
+    assert_one_line_error(document, 409, "no label embeddings")
+    labels, document = asyncio.run(ask(VectorLabels()))
+    assert labels.status_code == 200 and labels.json()["geometry"] == "euclidean"
+    assert len(labels.json()["points"]) == len(model.labels)
+    assert all(abs(p["x"]) <= 0.95 + 1e-4 for p in labels.json()["points"])
+    assert_one_line_error(document, 409, "not points of its labels' space")
+
+
 # ------------------------------------------------------------------------------ page and docs
 def test_page_and_its_assets_are_local(server: httpx.Client) -> None:
     page = server.get("/")
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
     assets = re.findall(r'(?:src|href)="([^"]+)"', page.text)
-    assert "/static/app.js" in assets and "/static/style.css" in assets
+    assert {"/static/app.js", "/static/disk.js", "/static/style.css"} <= set(assets)
     for path in assets:
         if path.startswith("data:"):  # inline (the empty favicon)
             continue
         assert path.startswith("/"), f"{path}: the page must load nothing from outside"
         r = server.get(path)
         assert r.status_code == 200, path
-        assert not re.search(r"https?://", r.text), f"{path} refers outside"
+        code = r.text.replace("http://www.w3.org/2000/svg", "")  # a namespace, not a fetch
+        assert not re.search(r"https?://", code), f"{path} refers outside"
     assert 'id="text"' in page.text and 'id="suggest"' in page.text and 'id="results"' in page.text
 
 
@@ -405,7 +537,8 @@ def open_page(url: str, size: tuple[int, int] = (1280, 900)):
 
 
 def test_page_in_headless_chromium(server: httpx.Client, tmp_path: Path) -> None:
-    """Type a text, press the button: the labels appear, evidence words are marked in the text."""
+    """Type a text, press the button: the labels appear, evidence words are marked in the text,
+    the disk has a point for each label and each word of the text."""
     pytest.importorskip("selenium", reason="selenium is not installed")
     if _chromium() is None:
         pytest.skip("Chromium not installed (Debian: apt-get install chromium chromium-driver)")
@@ -435,6 +568,20 @@ def test_page_in_headless_chromium(server: httpx.Client, tmp_path: Path) -> None
         assert marked == evidence and marked  # every evidence word, and only those, is marked
         assert chrome.find_element(By.ID, "highlighted").text == text
         assert not chrome.find_element(By.ID, "error").is_displayed()
+        # the disk: one point a label, one a token the model reads, the 4 labels ringed
+        n_words = len(server.post("/v1/disk", json={"text": text}).json()["words"])
+        wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#disk rect.word-point"))
+        assert len(chrome.find_elements(By.CSS_SELECTOR, "#disk circle.label-point")) == len(
+            server.get("/v1/labels").json()["labels"]
+        )
+        assert len(chrome.find_elements(By.CSS_SELECTOR, "#disk rect.word-point")) == n_words
+        ringed = chrome.find_elements(By.CSS_SELECTOR, "#disk circle.label-point.predicted")
+        assert sorted(c.get_attribute("data-label") for c in ringed) == sorted(
+            x["label"] for x in expected
+        )
+        names = chrome.find_elements(By.CSS_SELECTOR, "#disk text.name.predicted")
+        assert sorted(t.text for t in names) == sorted(x["label"] for x in expected)
+        assert chrome.find_elements(By.CSS_SELECTOR, "#disk .boundary")
         shot = tmp_path / "page.png"
         chrome.save_screenshot(str(shot))
         assert shot.stat().st_size > 10_000

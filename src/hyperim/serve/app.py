@@ -12,6 +12,12 @@ Endpoints (OpenAPI at ``/docs`` and ``/openapi.json``):
 - ``GET /v1/labels`` → ``{"labels": [{"label", "parents", "depth"}], "hierarchy": path|null}``;
   without the hierarchy file (the training data folder moved) ``parents`` are empty, ``depth``
   is ``null`` and ``hierarchy`` is ``null``.
+- ``GET /v1/disk/labels`` → the Poincaré disk of the labels (:func:`hyperim.serve.disk.
+  label_payload`, built once at startup): points, hierarchy edges as SVG geodesic arcs, the
+  view box; ``POST /v1/disk`` ``{"text": str, "k": int = 5}`` → one document's encoded words
+  with their nearest labels and its predicted labels (:func:`~hyperim.serve.disk.
+  document_payload`). A family without a disk (no label embeddings; for ``POST``, words not
+  in the labels' space) gets 409 and one line; a text without a known word, 422.
 - ``GET /v1/health`` → ``{"status": "ok", "model_type", "labels", "batches", "documents"}``.
 - ``GET /`` the web page (``static/``: HTML, JS and CSS served from here, nothing external).
 
@@ -50,7 +56,10 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from hyperim.api import HyperIM, Prediction
 from hyperim.data.hierarchy import Hierarchy
+from hyperim.errors import HyperIMError
+from hyperim.serve import disk
 from hyperim.serve.batcher import MicroBatcher
+from hyperim.viz.scene import DOCUMENT_FAMILIES
 
 STATIC = Path(__file__).parent / "static"
 #: Default request body limit (bytes).
@@ -94,6 +103,14 @@ class SuggestBatchRequest(BaseModel):
     k: K = 10
     threshold: Threshold = 0.0
     evidence: Evidence = 3
+
+
+class DiskRequest(BaseModel):
+    """One document to draw in the disk with its ``k`` most probable labels."""
+
+    model_config = _Strict
+    text: str
+    k: K = 5
 
 
 class Suggestion(BaseModel):
@@ -292,6 +309,17 @@ def create_app(
         hierarchy=str(hierarchy_path) if hierarchy is not None and hierarchy_path else None,
     )
     n_labels = len(model.labels)
+    try:  # the disk's static part, once: a family without one answers its reason
+        disk_labels, no_disk = disk.label_payload(model.model, model.labels.labels, hierarchy), ""
+    except HyperIMError as e:
+        disk_labels, no_disk = None, str(e)
+    if disk_labels is not None and model.model_type not in DOCUMENT_FAMILIES:
+        no_words = (
+            f"the {model.model_type} model's words are not points of its labels' space "
+            f"(documents are drawn for {' and '.join(DOCUMENT_FAMILIES)} models)"
+        )
+    else:
+        no_words = no_disk
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
@@ -341,6 +369,29 @@ def create_app(
     async def get_labels() -> LabelsResponse:
         """Every label of the model with its parents and depth in the hierarchy."""
         return labels
+
+    @app.get("/v1/disk/labels", responses={409: {"model": ErrorResponse}})
+    async def disk_labels_() -> JSONResponse:
+        """The labels in the Poincaré disk: points (SVG coordinates), hierarchy edges as SVG
+        geodesic arcs, the view box."""
+        if disk_labels is None:
+            return _error(409, no_disk)
+        return JSONResponse(disk_labels)
+
+    @app.post("/v1/disk", responses={**errors, 409: {"model": ErrorResponse}})
+    async def disk_document(request: DiskRequest) -> JSONResponse:
+        """One document's encoded words (with their nearest labels) and predicted labels, in
+        the coordinates of ``/v1/disk/labels``."""
+        if disk_labels is None or no_words:
+            return _error(409, no_words)
+        k, scale = min(request.k, n_labels), disk_labels["scale"]
+        try:
+            answer = await batcher.call(
+                lambda: disk.document_payload(model, request.text, hierarchy, k, scale)
+            )
+        except HyperIMError as e:
+            return _error(422, f"text: {e}")
+        return JSONResponse(answer)
 
     @app.get("/v1/health")
     async def health() -> dict:

@@ -12,10 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from hyperim.api import HyperIM, Prediction
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -69,6 +73,10 @@ class MicroBatcher:
         for p in pending:
             self._queue.put_nowait(p)
         return list(await asyncio.gather(*(p.future for p in pending)))
+
+    async def call(self, fn: Callable[[], T]) -> T:
+        """``fn()`` in the inference thread (one model call at a time, off the event loop)."""
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
 
     async def _run(self) -> None:
         assert self._queue is not None
