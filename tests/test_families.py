@@ -129,6 +129,7 @@ def test_cli_trains_and_predicts_every_family(tiny_dataset: Path, tmp_path: Path
         )
 
     common = ["--max-len", "24", "--batch-size", "16", "--negatives", "3", "--epochs", "1"]
+    common += ["--eval-batch-size", "7"]
     flags = {
         "hyperim": [
             "--n-balls",
@@ -181,6 +182,7 @@ def test_cli_trains_and_predicts_every_family(tiny_dataset: Path, tmp_path: Path
         assert p.returncode == 0, p.stderr
         cfg = json.loads((out / "model" / "config.json").read_text())
         assert cfg["model_type"] == family
+        assert json.loads((out / "run.json").read_text())["config"]["eval_batch_size"] == 7
         if family == "hyperim":
             assert (cfg["model"]["n_balls"], cfg["model"]["label_bias"]) == (3, False)
             assert cfg["model"]["phi"] == "identity"

@@ -492,6 +492,16 @@ def test_help_defaults_are_the_config_defaults() -> None:
     assert len(shown) >= 20 and all(actual[k] == v for k, v in shown.items())
 
 
+def test_help_lists_every_registered_family() -> None:
+    from hyperim.cli import registered_families
+    from hyperim.models import family_names
+
+    assert registered_families() == family_names() and "hmcnf" in family_names()
+    p = cli("train", "--help")
+    flat = " ".join(p.stdout.split()).replace("│", "")
+    assert p.returncode == 0 and all(name in flat for name in family_names())
+
+
 def test_predict_json_keeps_ids_and_precision(trained: Path, tmp_path: Path) -> None:
     inputs = tmp_path / "in.jsonl"
     inputs.write_text("".join(json.dumps({"id": f"x{i}", "text": t}) + "\n"

@@ -88,6 +88,23 @@ def train_defaults() -> dict[str, object]:
 _DEFAULTS = train_defaults()
 
 
+def registered_families() -> list[str]:
+    """The names in :data:`hyperim.models.registry.FAMILIES`, read from its source so that
+    ``train --help`` lists them without importing torch (a test checks them against it)."""
+    import ast
+
+    source = (Path(__file__).parent / "models" / "registry.py").read_text(encoding="utf-8")
+    for node in ast.parse(source).body:
+        if (
+            isinstance(node, ast.AnnAssign)
+            and isinstance(node.target, ast.Name)
+            and node.target.id == "FAMILIES"
+            and isinstance(node.value, ast.Dict)
+        ):
+            return [k.value for k in node.value.keys if isinstance(k, ast.Constant)]
+    return []
+
+
 def _default(name: str) -> str:
     value = _DEFAULTS.get(name)
     return "none" if value is None else str(value)
@@ -107,7 +124,10 @@ def train(
     data: DataOpt = None,
     model: Annotated[
         Optional[str],
-        typer.Option("--model", help="Model family: hyperim | euclidean (`hyperim models`)."),
+        typer.Option(
+            "--model",
+            help=f"Model family: {' | '.join(registered_families())} (`hyperim models`).",
+        ),
     ] = None,
     config: Annotated[
         Optional[Path], typer.Option(help="TOML file of options; flags override it.")
@@ -211,6 +231,13 @@ def train(
             help="Time budget of the training steps; the epoch then running ends.",
         ),
     ] = None,
+    eval_batch_size: Annotated[
+        Optional[int],
+        typer.Option(
+            show_default=_default("eval_batch_size"),
+            help="Documents per batch when the validation split is scored.",
+        ),
+    ] = None,
     skip_invalid: Annotated[
         bool, typer.Option("--skip-invalid", help="Skip (and count) invalid lines.")
     ] = False,
@@ -249,6 +276,7 @@ def train(
         patience=patience,
         max_steps_per_epoch=max_steps_per_epoch,
         max_minutes=max_minutes,
+        eval_batch_size=eval_batch_size,
         skip_invalid=skip_invalid or None,
         threshold_policy=threshold_policy,
         label_closure=label_closure or None,
