@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from hyperim.errors import DataError, HyperIMError
+from hyperim.errors import DataError, HyperIMError, check_all
 from hyperim.models.base import ModelConfig, check_options, type_ok
 from hyperim.models.registry import DEFAULT_FAMILY, get_family
 from hyperim.optim import SCHEDULES
@@ -198,9 +198,7 @@ class TrainConfig:
                 "max_steps_per_epoch must be >= 1",
             ),
         ]
-        for ok, message in checks:
-            if not ok:
-                raise HyperIMError(f"invalid option: {message}")
+        check_all(checks)
         model.validate()
         return self
 

@@ -6,6 +6,7 @@ anything else is a bug and may show a traceback.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
 
@@ -25,3 +26,15 @@ class DataError(HyperIMError):
         self.problem = problem
         where = f"{self.path}:{line}" if line is not None else self.path
         super().__init__(f"{where}: {problem}")
+
+
+def check_all(
+    checks: Iterable[tuple[bool, str]],
+    prefix: str = "invalid option: ",
+    error: type[Exception] = HyperIMError,
+) -> None:
+    """Raise ``error(prefix + message)`` for the first ``(ok, message)`` that is not ok: the
+    ``validate()`` of every options dataclass."""
+    for ok, message in checks:
+        if not ok:
+            raise error(f"{prefix}{message}")

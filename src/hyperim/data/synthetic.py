@@ -43,7 +43,7 @@ from typing import IO, Any
 import numpy as np
 
 from hyperim.atomic import check_output
-from hyperim.errors import HyperIMError
+from hyperim.errors import HyperIMError, check_all
 
 CHUNK_DOCS = 2048  # documents generated and written at a time
 _CONSONANTS = "bdfgklmnprstvz"
@@ -136,9 +136,7 @@ class SyntheticConfig:
                 "valid_fraction and test_fraction must be >= 0 and sum to < 1",
             ),
         ]
-        for ok, message in checks:
-            if not ok:
-                raise HyperIMError(message)
+        check_all(checks, prefix="")
         return self
 
     def split_sizes(self) -> dict[str, int]:

@@ -92,7 +92,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from hyperim.errors import HyperIMError
+from hyperim.errors import check_all
 from hyperim.models.base import ModelConfig, TextModel, TrainingData, bce_loss, prior_logits
 from hyperim.models.starts import (
     WORD_INITS,
@@ -150,9 +150,7 @@ class DXMLConfig(ModelConfig):
                 f"word_init must be one of {', '.join(WORD_INITS)} or a GloVe/word2vec file",
             ),
         ]
-        for ok, message in checks:
-            if not ok:
-                raise HyperIMError(f"invalid option: {message}")
+        check_all(checks)
         return self
 
 

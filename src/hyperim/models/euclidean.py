@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from hyperim.errors import HyperIMError
+from hyperim.errors import HyperIMError, check_all
 from hyperim.geometry.euclidean import euclidean_pairwise_dist
 from hyperim.models.base import (
     ModelConfig,
@@ -80,9 +80,7 @@ class EuclideanIMConfig(ModelConfig):
                 f"word_init must be one of {', '.join(WORD_INITS)} or a GloVe/word2vec file",
             ),
         ]
-        for ok, message in checks:
-            if not ok:
-                raise HyperIMError(f"invalid option: {message}")
+        check_all(checks)
         return self
 
     @classmethod

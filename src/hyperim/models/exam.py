@@ -69,7 +69,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from hyperim.errors import HyperIMError
+from hyperim.errors import check_all
 from hyperim.models.base import ModelConfig, TextModel, TrainingData, bce_loss, prior_logits
 from hyperim.models.starts import WORD_INITS, copy_rows, euclidean_word_table, word_init_ok
 from hyperim.nn.head import ACTIVATIONS, PredictionHead
@@ -108,9 +108,7 @@ class EXAMConfig(ModelConfig):
                 f"word_init must be one of {', '.join(WORD_INITS)} or a GloVe/word2vec file",
             ),
         ]
-        for ok, message in checks:
-            if not ok:
-                raise HyperIMError(f"invalid option: {message}")
+        check_all(checks)
         return self
 
 

@@ -71,7 +71,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from hyperim.errors import HyperIMError
+from hyperim.errors import HyperIMError, check_all
 from hyperim.models.base import ModelConfig, TextModel, TrainingData, bce_loss, prior_logits
 from hyperim.models.starts import WORD_INITS, copy_rows, euclidean_word_table, word_init_ok
 from hyperim.nn.xmlcnn import XMLCNNEncoder
@@ -152,9 +152,7 @@ class HMCNFConfig(ModelConfig):
             (bool(sizes) or self.n_levels == 1, "n_levels > 1 needs level_sizes"),
             (self.n_edges >= 0, "n_edges must be >= 0"),
         ]
-        for ok, message in checks:
-            if not ok:
-                raise HyperIMError(f"invalid option: {message}")
+        check_all(checks)
         return self
 
 

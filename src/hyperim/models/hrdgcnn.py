@@ -75,7 +75,7 @@ import torch
 from torch import nn
 
 from hyperim.data.vocab import Vocabulary
-from hyperim.errors import HyperIMError
+from hyperim.errors import HyperIMError, check_all
 from hyperim.models.base import ModelConfig, TextModel, TrainingData, bce_loss, prior_logits
 from hyperim.models.starts import WORD_INITS, copy_rows, euclidean_word_table, word_init_ok
 
@@ -139,9 +139,7 @@ class HRDGCNNConfig(ModelConfig):
                 f"word_init must be one of {', '.join(WORD_INITS)} or a GloVe/word2vec file",
             ),
         ]
-        for ok, message in checks:
-            if not ok:
-                raise HyperIMError(f"invalid option: {message}")
+        check_all(checks)
         return self
 
 

@@ -53,7 +53,7 @@ import torch
 from scipy.linalg import eigh, solve
 from scipy.sparse.linalg import ArpackNoConvergence, LinearOperator, eigsh
 
-from hyperim.errors import HyperIMError
+from hyperim.errors import HyperIMError, check_all
 from hyperim.models.base import ModelConfig, TextModel, TrainingData, bce_loss
 
 #: The vocabulary ids that are not words (``<pad>``, ``<unk>``): no feature.
@@ -99,9 +99,7 @@ class SLEECConfig(ModelConfig):
             (self.prior_weight > 0, "prior_weight must be > 0"),
             (self.kmeans_iterations >= 1, "kmeans_iterations must be >= 1"),
         ]
-        for ok, message in checks:
-            if not ok:
-                raise HyperIMError(f"invalid option: {message}")
+        check_all(checks)
         return self
 
 

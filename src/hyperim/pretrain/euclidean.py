@@ -106,7 +106,7 @@ import scipy.sparse as sp
 import torch
 import torch.nn.functional as F
 
-from hyperim.errors import HyperIMError
+from hyperim.errors import HyperIMError, check_all
 from hyperim.pretrain.hierarchy import (
     PairTrainingConfig,
     ProgressFn,
@@ -174,9 +174,7 @@ class EuclideanGloveConfig:
             (self.dtype in _DTYPES, "dtype must be float32 or float64"),
             (self.output in ("sum", "target", "context"), "output must be sum, target or context"),
         ]
-        for ok, message in checks:
-            if not ok:
-                raise ValueError(f"invalid GloVe option: {message}")
+        check_all(checks, "invalid GloVe option: ", ValueError)
         return self
 
 

@@ -80,6 +80,7 @@ import scipy.sparse as sp
 import torch
 from torch import nn
 
+from hyperim.errors import check_all
 from hyperim.geometry.manifold import PoincareBall
 from hyperim.geometry.numerics import MAX_NORM, MIN_NORM, artanh, safe_norm
 from hyperim.geometry.poincare import mobius_add, project
@@ -158,9 +159,7 @@ class GloveConfig:
             (self.max_dist > 0, "max_dist must be > 0"),
             (self.output in ("midpoint", "target", "context"), "bad output"),
         ]
-        for ok, message in checks:
-            if not ok:
-                raise ValueError(f"invalid GloVe option: {message}")
+        check_all(checks, "invalid GloVe option: ", ValueError)
         return self
 
 

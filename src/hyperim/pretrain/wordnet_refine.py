@@ -39,6 +39,7 @@ import torch
 import torch.nn.functional as F
 
 from hyperim.data.vocab import Vocabulary
+from hyperim.errors import check_all
 from hyperim.geometry.manifold import PoincareBall
 from hyperim.geometry.poincare import project
 from hyperim.pretrain.glove import product_distance
@@ -153,9 +154,7 @@ class RefineConfig:
             (self.batch_size >= 1, "batch_size must be >= 1"),
             (self.aggregate in ("sum", "riemannian"), "aggregate must be sum or riemannian"),
         ]
-        for ok, message in checks:
-            if not ok:
-                raise ValueError(f"invalid refinement option: {message}")
+        check_all(checks, "invalid refinement option: ", ValueError)
         return self
 
 

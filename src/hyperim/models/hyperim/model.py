@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 
 import torch
 
-from hyperim.errors import HyperIMError
+from hyperim.errors import HyperIMError, check_all
 from hyperim.geometry import expmap0, logmap0, project
 from hyperim.models.base import (
     ModelConfig,
@@ -91,9 +91,7 @@ class HyperIMConfig(ModelConfig):
             (self.pretrained_words >= 0, "pretrained_words must be >= 0"),
             (0 <= self.word_dropout < 1, "word_dropout must be in [0, 1)"),
         ]
-        for ok, message in checks:
-            if not ok:
-                raise HyperIMError(f"invalid option: {message}")
+        check_all(checks)
         check_init("label", self.label_init)
         check_init("word", self.word_init)
         return self
