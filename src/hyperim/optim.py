@@ -19,6 +19,7 @@ was a quarter to a half of a training step (BENCHMARKS.md).
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import geoopt
 import torch
@@ -196,6 +197,23 @@ def make_optimizers(
         rows = "touched" if lazy_words else "all"
         groups.insert(0, {"params": [words], "lr": word_lr or hyper_lr, "rows": rows})
     return [RiemannianAdam(groups, lr=hyper_lr), adam]
+
+
+def euclidean_optimizers(
+    model: torch.nn.Module,
+    train_config: Any,
+    words: torch.nn.Parameter,
+    head: torch.nn.Module | None = None,
+) -> list[torch.optim.Optimizer]:
+    """:func:`make_optimizers` of a family without hyperbolic parameters, from the training
+    options (a :class:`~hyperim.config.TrainConfig`): Adam with the word table at ``word_lr``,
+    ``head`` (if any) at ``head_lr``, the rest at ``lr``, and ``weight_decay``
+    (``hyper_lr`` and ``lazy_word_updates`` have nothing to act on)."""
+    t = train_config
+    return make_optimizers(
+        model, t.lr, None, t.word_lr, t.head_lr, words=words, head=head,
+        weight_decay=t.weight_decay,
+    )  # fmt: skip
 
 
 def _split_decayed(

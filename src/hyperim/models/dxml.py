@@ -273,12 +273,9 @@ class DXMLModel(TextModel):
         """Adam for everything: the word table at ``word_lr`` (default ``lr``), the rest at
         ``lr`` (``hyper_lr`` and ``head_lr`` have nothing to act on); fixed label vectors get
         no gradient and are never updated."""
-        from hyperim.optim import make_optimizers
+        from hyperim.optim import euclidean_optimizers
 
-        t = train_config
-        return make_optimizers(
-            self, t.lr, None, t.word_lr, None, words=self.words, weight_decay=t.weight_decay
-        )
+        return euclidean_optimizers(self, train_config, self.words)
 
     # ---------------------------------------------------------------- starts
     def init_from_data(self, data: TrainingData) -> None:

@@ -158,19 +158,9 @@ class EuclideanIMModel(TextModel):
     def configure_optimizers(self, train_config: Any) -> list[torch.optim.Optimizer]:
         """Adam for everything: Θ^E at ``word_lr`` (default ``lr``), the prediction layers at
         ``head_lr`` (default ``lr``), the rest at ``lr`` (``hyper_lr`` has nothing to act on)."""
-        from hyperim.optim import make_optimizers
+        from hyperim.optim import euclidean_optimizers
 
-        t = train_config
-        return make_optimizers(
-            self,
-            t.lr,
-            None,
-            t.word_lr,
-            t.head_lr,
-            words=self.words,
-            head=self.head,
-            weight_decay=t.weight_decay,
-        )
+        return euclidean_optimizers(self, train_config, self.words, self.head)
 
     # ---------------------------------------------------------------- starts
     def init_from_data(self, data: TrainingData) -> None:

@@ -228,19 +228,9 @@ class EXAMModel(TextModel):
     def configure_optimizers(self, train_config: Any) -> list[torch.optim.Optimizer]:
         """Adam for everything: the words at ``word_lr`` (default ``lr``), the aggregation MLP
         at ``head_lr`` (default ``lr``), the rest at ``lr``."""
-        from hyperim.optim import make_optimizers
+        from hyperim.optim import euclidean_optimizers
 
-        t = train_config
-        return make_optimizers(
-            self,
-            t.lr,
-            None,
-            t.word_lr,
-            t.head_lr,
-            words=self.words,
-            head=self.head,
-            weight_decay=t.weight_decay,
-        )
+        return euclidean_optimizers(self, train_config, self.words, self.head)
 
     def init_from_data(self, data: TrainingData) -> None:
         """Pre-trained words (``word_init``); the label prior when ``label_bias`` is on. The

@@ -352,19 +352,9 @@ class HMCNFModel(TextModel):
     def configure_optimizers(self, train_config: Any) -> list[torch.optim.Optimizer]:
         """Adam for everything: Θ^E at ``word_lr`` (default ``lr``), HMCN-F's layers at
         ``head_lr`` (default ``lr``), XML-CNN at ``lr`` (``hyper_lr`` has nothing to act on)."""
-        from hyperim.optim import make_optimizers
+        from hyperim.optim import euclidean_optimizers
 
-        t = train_config
-        return make_optimizers(
-            self,
-            t.lr,
-            None,
-            t.word_lr,
-            t.head_lr,
-            words=self.words,
-            head=self.hmcn,
-            weight_decay=t.weight_decay,
-        )
+        return euclidean_optimizers(self, train_config, self.words, self.hmcn)
 
     # ---------------------------------------------------------------- starts
     def init_from_data(self, data: TrainingData) -> None:
