@@ -595,12 +595,13 @@ def _train(
     model.train()
     while not state["done"] and state["epoch"] < cfg.epochs:
         epoch = state["epoch"]
-        batches = epoch_batches(lengths, cfg.batch_size, cfg.seed, epoch)
+        batches: list[np.ndarray] = []  # a family fitted once (SLEEC) has no steps
+        if family.trained_by_gradients:
+            batches = epoch_batches(lengths, cfg.batch_size, cfg.seed, epoch)
         if cfg.max_steps_per_epoch:
             batches = batches[: cfg.max_steps_per_epoch]
         t0, docs = time.time(), 0  # docs: this process's pace, since it started or resumed
-        if not family.trained_by_gradients:  # fitted once (SLEEC): the fit is its one epoch
-            batches = []
+        if not family.trained_by_gradients:  # fitted once: the fit is its one epoch
             say(f"fitting {cfg.model} on {len(prep.train)} training documents")
             fit_losses = model.fit(training_data(prep, cfg, run_dir))
             state.update(
