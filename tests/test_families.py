@@ -68,6 +68,10 @@ def test_family_learns_saves_and_loads_exactly(
         assert log[-1]["train_loss"] < log[0]["train_loss"]  # it learns
     m = HyperIM.from_pretrained(run)
     assert m.model_type == family
+    points = m.model.label_points()  # what plot and the server's disk draw
+    assert points is not None or not m.model.words_in_label_space
+    if points is not None:
+        assert points[0] in ("poincare", "euclidean") and points[1].shape[0] == len(m.labels)
     assert json.loads((run / "model" / "config.json").read_text())["model_type"] == family
     ds = load_dataset(tiny_dataset)
     texts = [d.tokens for d in ds.test]

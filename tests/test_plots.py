@@ -165,7 +165,7 @@ def test_a_higher_dimensional_ball_is_projected_into_the_disk(tmp_path: Path) ->
     fake = SimpleNamespace(
         model_type="hyperim",
         n_labels=12,
-        labels=SimpleNamespace(weight=torch.from_numpy(points)),
+        label_points=lambda: ("poincare", torch.from_numpy(points)),
     )
     names = [f"l{i}" for i in range(12)]
     scene = label_scene(fake, names)
@@ -175,7 +175,7 @@ def test_a_higher_dimensional_ball_is_projected_into_the_disk(tmp_path: Path) ->
     named = draw_labels(scene, tmp_path / "five.png")
     assert named and set(named) <= set(names)  # no hierarchy: every label is top-level
     with pytest.raises(HyperIMError, match="no label embeddings"):
-        label_table(SimpleNamespace(model_type="hmcnf", n_labels=12))
+        label_table(SimpleNamespace(model_type="hmcnf", n_labels=12, label_points=lambda: None))
 
 
 def test_coordinates_need_no_matplotlib() -> None:

@@ -424,6 +424,10 @@ def test_family_without_a_disk_is_one_line(model: HyperIM) -> None:
 
     class NoLabels(torch.nn.Module):  # what the disk reads of a model: nothing to draw
         model_type, n_labels = "sleec", len(model.labels)
+        words_in_label_space = False
+
+        def label_points(self):
+            return None
 
     class VectorLabels(NoLabels):
         model_type = "exam"
@@ -431,6 +435,9 @@ def test_family_without_a_disk_is_one_line(model: HyperIM) -> None:
         def __init__(self) -> None:
             super().__init__()
             self.labels = torch.nn.Parameter(torch.randn(len(model.labels), 5))
+
+        def label_points(self):
+            return "euclidean", self.labels
 
     async def ask(inner: torch.nn.Module) -> list[httpx.Response]:
         app = create_app(HyperIM(inner, model.vocab, model.labels), None)

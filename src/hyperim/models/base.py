@@ -21,6 +21,9 @@ protocol:
     Architecture sizes the data fixes (levels of the hierarchy), before the model is built.
 ``scores_every_label`` (class attribute)
     True when the loss needs every label's logit: the trainer then samples no negatives.
+``label_points()`` and ``words_in_label_space`` (optional)
+    The labels as points to draw (``hyperim plot``, the server's disk), and whether the encoded
+    words are points of the same space (a document drawn with its labels, Figure 4).
 ``trained_by_gradients`` (class attribute) and ``fit(data) -> losses``
     False for a family fitted once in closed form (SLEEC): the trainer calls ``fit`` instead
     of the optimisation steps, then validates, chooses thresholds and saves as for any other.
@@ -219,6 +222,9 @@ class TextModel(nn.Module):
     #: False for a family fitted once without gradients (:meth:`fit`): the trainer then runs
     #: no optimisation steps and one "epoch" (the fit, then validation as for any family).
     trained_by_gradients: ClassVar[bool] = True
+    #: True for a family whose encoded words (the first item of :meth:`encode_batch`) are
+    #: points of its labels' space (:meth:`label_points`): a document can be drawn with them.
+    words_in_label_space: ClassVar[bool] = False
 
     @classmethod
     def extra_vocabulary(cls, config: ModelConfig) -> list[str]:
@@ -257,6 +263,12 @@ class TextModel(nn.Module):
 
     def configure_optimizers(self, train_config: Any) -> list[torch.optim.Optimizer]:
         raise NotImplementedError
+
+    def label_points(self) -> tuple[str, torch.Tensor] | None:
+        """The labels as points to draw: ``("poincare", (C, n_balls, d))`` in a product of
+        balls, ``("euclidean", (C, k))`` as vectors, or ``None`` for a family without label
+        embeddings (default)."""
+        return None
 
     @classmethod
     def config_for_data(cls, config: ModelConfig, data: TrainingData) -> ModelConfig:

@@ -269,6 +269,9 @@ class DXMLModel(TextModel):
         alone = self.project(e)  # (B, T, d)
         return torch.einsum("btd,bld->blt", alone, self.labels[labels]) * self.log_scale.exp()
 
+    def label_points(self) -> tuple[str, torch.Tensor]:
+        return "euclidean", self.labels
+
     def configure_optimizers(self, train_config: Any) -> list[torch.optim.Optimizer]:
         """Adam for everything: the word table at ``word_lr`` (default ``lr``), the rest at
         ``lr`` (``hyper_lr`` and ``head_lr`` have nothing to act on); fixed label vectors get

@@ -93,6 +93,7 @@ class EuclideanIMModel(TextModel):
 
     model_type = "euclidean"
     config_class = EuclideanIMConfig
+    words_in_label_space = True
 
     @classmethod
     def extra_vocabulary(cls, config: EuclideanIMConfig) -> list[str]:  # type: ignore[override]
@@ -154,6 +155,9 @@ class EuclideanIMModel(TextModel):
     def word_label_scores(self, encoded: Any, labels: torch.Tensor) -> torch.Tensor:
         theta_w, mask = encoded
         return self.interaction(theta_w, self.labels[labels], mask)
+
+    def label_points(self) -> tuple[str, torch.Tensor]:
+        return "euclidean", self.labels
 
     def configure_optimizers(self, train_config: Any) -> list[torch.optim.Optimizer]:
         """Adam for everything: Θ^E at ``word_lr`` (default ``lr``), the prediction layers at

@@ -225,6 +225,9 @@ class EXAMModel(TextModel):
         h, mask = encoded
         return self.interaction(h, labels, mask)
 
+    def label_points(self) -> tuple[str, torch.Tensor]:
+        return "euclidean", self.labels
+
     def configure_optimizers(self, train_config: Any) -> list[torch.optim.Optimizer]:
         """Adam for everything: the words at ``word_lr`` (default ``lr``), the aggregation MLP
         at ``head_lr`` (default ``lr``), the rest at ``lr``."""

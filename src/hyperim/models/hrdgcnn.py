@@ -356,6 +356,10 @@ class HRDGCNNModel(TextModel):
             return logits, None
         return logits, bce_loss(logits, targets, target_mask) + self.recursive_penalty()
 
+    def label_points(self) -> tuple[str, torch.Tensor]:
+        """The output layer's per-label weights ``w_l``, the ones the hierarchy ties."""
+        return "euclidean", self.label_weight
+
     def configure_optimizers(self, train_config: Any) -> list[torch.optim.Optimizer]:
         """Adam for everything: the word table at ``word_lr`` (default ``lr``), the rest at
         ``lr``."""

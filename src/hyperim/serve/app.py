@@ -59,7 +59,7 @@ from hyperim.data.hierarchy import Hierarchy
 from hyperim.errors import HyperIMError
 from hyperim.serve import disk
 from hyperim.serve.batcher import MicroBatcher
-from hyperim.viz.scene import DOCUMENT_FAMILIES
+from hyperim.viz.scene import document_families
 
 STATIC = Path(__file__).parent / "static"
 #: Default request body limit (bytes).
@@ -313,10 +313,10 @@ def create_app(
         disk_labels, no_disk = disk.label_payload(model.model, model.labels.labels, hierarchy), ""
     except HyperIMError as e:
         disk_labels, no_disk = None, str(e)
-    if disk_labels is not None and model.model_type not in DOCUMENT_FAMILIES:
+    if disk_labels is not None and not model.model.words_in_label_space:
         no_words = (
             f"the {model.model_type} model's words are not points of its labels' space "
-            f"(documents are drawn for {' and '.join(DOCUMENT_FAMILIES)} models)"
+            f"(documents are drawn for {' and '.join(document_families())} models)"
         )
     else:
         no_words = no_disk

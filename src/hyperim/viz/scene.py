@@ -17,27 +17,29 @@ import torch
 from hyperim.errors import HyperIMError
 from hyperim.viz import disk
 
-#: Families whose words and labels live in one space, so that a document can be drawn with
-#: its labels (Figure 4): the encoded words of ``encode_batch`` are points of that space.
-DOCUMENT_FAMILIES = ("hyperim", "euclidean")
+
+def document_families() -> list[str]:
+    """The registered families whose words and labels live in one space
+    (:attr:`~hyperim.models.base.TextModel.words_in_label_space`), so that a document can be
+    drawn with its labels (Figure 4)."""
+    from hyperim.models import family_names, get_family
+
+    return [n for n in family_names() if get_family(n).model_class.words_in_label_space]
 
 
 def label_table(model: Any) -> tuple[str, np.ndarray]:
-    """``("poincare", (C, n_balls, d))`` for HyperIM's label points, ``("euclidean", (C, k))``
-    for a family whose labels are vectors (EuclideanIM, EXAM, DXML: ``labels``; HR-DGCNN:
-    ``label_weight``, the per-label weights its hierarchy regularises); otherwise one
-    :class:`HyperIMError` line."""
-    n = model.n_labels
-    if model.model_type == "hyperim":
-        return "poincare", model.labels.weight.detach().cpu().double().numpy()
-    for name in ("labels", "label_weight"):
-        table = getattr(model, name, None)
-        if isinstance(table, torch.Tensor) and table.dim() == 2 and table.shape[0] == n:
-            return "euclidean", table.detach().cpu().double().numpy()
-    raise HyperIMError(
-        f"model family {model.model_type!r} has no label embeddings to draw "
-        "(plot works for hyperim, euclidean, exam, dxml and hrdgcnn)"
-    )
+    """``("poincare", (C, n_balls, d))`` or ``("euclidean", (C, k))``: the family's
+    :meth:`~hyperim.models.base.TextModel.label_points` (HyperIM's points in its balls; the
+    label vectors of EuclideanIM, EXAM, DXML; HR-DGCNN's per-label weights, the ones its
+    hierarchy regularises); one :class:`HyperIMError` line for a family without them."""
+    points = model.label_points()
+    if points is None:
+        raise HyperIMError(
+            f"model family {model.model_type!r} has no label embeddings to draw "
+            "(plot works for hyperim, euclidean, exam, dxml and hrdgcnn)"
+        )
+    geometry, table = points
+    return geometry, table.detach().cpu().double().numpy()
 
 
 def find_hierarchy(meta: dict[str, Any], given: Path | None = None):
@@ -120,10 +122,10 @@ def document_scene(
     projection as the labels), ``nearest`` (T,) (each word's nearest label in the model's
     own distance over all its balls, the one Eq. 1 and 6 read) and ``predicted`` / ``probs``
     (the top-``k`` labels and their probabilities)."""
-    if m.model_type not in DOCUMENT_FAMILIES:
+    if not m.model.words_in_label_space:
         raise HyperIMError(
             f"plot document needs words and labels in one space (a "
-            f"{' or '.join(DOCUMENT_FAMILIES)} model); this one is {m.model_type}"
+            f"{' or '.join(document_families())} model); this one is {m.model_type}"
         )
     if k < 1:
         raise HyperIMError("-k must be >= 1")

@@ -118,6 +118,7 @@ class HyperIMModel(TextModel):
 
     model_type = "hyperim"
     config_class = HyperIMConfig
+    words_in_label_space = True
 
     @classmethod
     def extra_vocabulary(cls, config: HyperIMConfig) -> list[str]:  # type: ignore[override]
@@ -176,6 +177,9 @@ class HyperIMModel(TextModel):
         """``-d(θ^w_t, θ^l_i)``: the interaction scores that Eq. (6) reads."""
         theta_w, mask = encoded
         return self.interaction(theta_w, self.labels(labels), mask.to(theta_w.dtype))
+
+    def label_points(self) -> tuple[str, torch.Tensor]:
+        return "poincare", self.labels.weight  # (C, n_balls, ball_dim)
 
     def configure_optimizers(self, train_config: Any) -> list[torch.optim.Optimizer]:
         """Riemannian Adam for Θ^E (its own group, ``word_lr``), Θ^L and the GRU biases
